@@ -1,0 +1,21 @@
+"""hint_envs: Gymnasium environments and wrappers for generative behavior cloning with
+low-level stability (HINT: Hierarchical Imitation via Noising at Inference Time).
+
+Importing the package registers every environment id under the ``hint_envs/`` namespace
+with string entry points, so it imports no simulator (pymunk, robosuite) and no torch.
+"""
+
+from __future__ import annotations
+
+from gymnasium.envs.registration import register
+
+__version__ = "0.1.0"
+
+register(
+    id="hint_envs/PlanarQuadrotor-v0",
+    entry_point="hint_envs.envs.planar_quadrotor:PlanarQuadrotorEnv",
+    vector_entry_point="hint_envs.envs.planar_quadrotor:PlanarQuadrotorVectorEnv",
+    max_episode_steps=100,
+)
+
+__all__ = ["__version__"]

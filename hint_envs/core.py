@@ -1,0 +1,209 @@
+"""The control-environment contract and the composite-action layout.
+
+A *control environment* is a Gymnasium environment whose action is the raw input
+``u_t`` and which names, through the attribute ``control_indices``, the part of its
+flat observation that primitive controllers feed back on: ``x_t = obs[control_indices]``.
+It can also be put into an exact simulator state with ``reset(options={"state": s})``
+and reports its current simulator state through ``get_state()``.
+
+A *primitive controller* is the affine feedback law ``u = u_bar + K (x - x_bar)``.
+A *composite action* is ``chunk_length`` primitive controllers laid out flat, per
+controller ``k``::
+
+    [ u_bar_k (d_u) | x_bar_k (d_x) | K_k row-major (d_u * d_x) ]
+
+concatenated over ``k``. With ``gains=False`` a composite action is just the
+``chunk_length`` raw inputs ``u_bar_k`` (the "no gains" baseline of the HINT paper's
+Fig. 5). :class:`CompositeActionLayout` is the one place that packs and unpacks it.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+import gymnasium as gym
+import numpy as np
+
+__all__ = [
+    "Primitives",
+    "CompositeActionLayout",
+    "control_law",
+    "get_control_indices",
+    "is_control_env",
+    "check_action",
+    "STATE_OPTION",
+]
+
+#: Key of the ``reset`` option that puts a control environment into an exact state.
+STATE_OPTION = "state"
+
+
+@dataclass
+class Primitives:
+    """A sequence of primitive controllers ``u = u_bar + K (x - x_bar)``.
+
+    Attributes:
+        u_bar: ``(..., T, d_u)`` nominal inputs.
+        x_bar: ``(..., T, d_x)`` nominal control states.
+        K: ``(..., T, d_u, d_x)`` feedback gains (an LQR gain enters as ``K = -K_lqr``).
+    """
+
+    u_bar: np.ndarray
+    x_bar: np.ndarray
+    K: np.ndarray
+
+    def __post_init__(self) -> None:
+        self.u_bar = np.asarray(self.u_bar, dtype=np.float64)
+        self.x_bar = np.asarray(self.x_bar, dtype=np.float64)
+        self.K = np.asarray(self.K, dtype=np.float64)
+        d_u, d_x = self.u_bar.shape[-1], self.x_bar.shape[-1]
+        if self.K.shape[-2:] != (d_u, d_x) or self.K.shape[:-2] != self.u_bar.shape[:-1]:
+            raise ValueError(
+                f"inconsistent primitive shapes: u_bar {self.u_bar.shape}, "
+                f"x_bar {self.x_bar.shape}, K {self.K.shape}; expected K of shape "
+                f"{self.u_bar.shape[:-1] + (d_u, d_x)}"
+            )
+        if self.x_bar.shape[:-1] != self.u_bar.shape[:-1]:
+            raise ValueError(
+                f"u_bar {self.u_bar.shape} and x_bar {self.x_bar.shape} differ in leading shape"
+            )
+
+    def __len__(self) -> int:
+        return self.u_bar.shape[-2]
+
+    def __getitem__(self, index: Any) -> Primitives:
+        """Slice along the time axis (the last batch axis)."""
+        return Primitives(self.u_bar[..., index, :], self.x_bar[..., index, :],
+                          self.K[..., index, :, :])
+
+    def __call__(self, x: np.ndarray, t: int) -> np.ndarray:
+        """Evaluate controller ``t`` at control state ``x``: returns ``(..., d_u)``."""
+        return control_law(self.u_bar[..., t, :], self.x_bar[..., t, :], self.K[..., t, :, :], x)
+
+
+def control_law(u_bar: np.ndarray, x_bar: np.ndarray, K: np.ndarray, x: np.ndarray) -> np.ndarray:
+    """Return ``u = u_bar + K (x - x_bar)``, batched over leading axes.
+
+    Args:
+        u_bar: ``(..., d_u)``; x_bar: ``(..., d_x)``; K: ``(..., d_u, d_x)``; x: ``(..., d_x)``.
+    """
+    return u_bar + np.einsum("...ij,...j->...i", K, x - x_bar)
+
+
+@dataclass(frozen=True)
+class CompositeActionLayout:
+    """Flat layout of ``chunk_length`` primitive controllers (see the module docstring).
+
+    Args:
+        d_u: input dimension.
+        d_x: control-state dimension (``len(control_indices)``).
+        chunk_length: number of controllers per composite action (tau_chunk).
+        gains: if False, a composite action holds only the nominal inputs ``u_bar``.
+    """
+
+    d_u: int
+    d_x: int
+    chunk_length: int
+    gains: bool = True
+
+    def __post_init__(self) -> None:
+        for name in ("d_u", "d_x", "chunk_length"):
+            value = getattr(self, name)
+            if not isinstance(value, (int, np.integer)) or value < 1:
+                raise ValueError(f"{name} must be a positive integer, got {value!r}")
+
+    @property
+    def controller_size(self) -> int:
+        """Number of floats per primitive controller."""
+        return self.d_u + self.d_x + self.d_u * self.d_x if self.gains else self.d_u
+
+    @property
+    def size(self) -> int:
+        """Number of floats in one composite action."""
+        return self.chunk_length * self.controller_size
+
+    def pack(self, primitives: Primitives) -> np.ndarray:
+        """Pack ``(..., chunk_length)`` controllers into ``(..., size)`` floats."""
+        if primitives.u_bar.shape[-2:] != (self.chunk_length, self.d_u):
+            raise ValueError(
+                f"expected u_bar of shape (..., {self.chunk_length}, {self.d_u}), "
+                f"got {primitives.u_bar.shape}"
+            )
+        if not self.gains:
+            return primitives.u_bar.reshape(primitives.u_bar.shape[:-2] + (self.size,))
+        if primitives.x_bar.shape[-1] != self.d_x:
+            raise ValueError(f"expected x_bar with last axis {self.d_x}, got {primitives.x_bar.shape}")
+        lead = primitives.u_bar.shape[:-1]
+        per = np.concatenate(
+            [primitives.u_bar, primitives.x_bar, primitives.K.reshape(lead + (self.d_u * self.d_x,))],
+            axis=-1,
+        )
+        return per.reshape(per.shape[:-2] + (self.size,))
+
+    def unpack(self, flat: np.ndarray) -> Primitives:
+        """Unpack ``(..., size)`` floats into ``(..., chunk_length)`` controllers.
+
+        With ``gains=False`` the gains are zero and ``x_bar`` is zero, so the control law
+        reduces to ``u = u_bar``.
+        """
+        flat = np.asarray(flat, dtype=np.float64)
+        if flat.shape[-1:] != (self.size,):
+            raise ValueError(
+                f"composite action must have last axis {self.size} "
+                f"({self.chunk_length} controllers x {self.controller_size} floats), "
+                f"got shape {flat.shape}"
+            )
+        per = flat.reshape(flat.shape[:-1] + (self.chunk_length, self.controller_size))
+        lead = per.shape[:-1]
+        u_bar = per[..., : self.d_u]
+        if not self.gains:
+            return Primitives(u_bar, np.zeros(lead + (self.d_x,)),
+                              np.zeros(lead + (self.d_u, self.d_x)))
+        x_bar = per[..., self.d_u : self.d_u + self.d_x]
+        K = per[..., self.d_u + self.d_x :].reshape(lead + (self.d_u, self.d_x))
+        return Primitives(u_bar, x_bar, K)
+
+
+def get_control_indices(env: gym.Env) -> np.ndarray:
+    """Return ``env``'s ``control_indices`` (looked up through wrappers).
+
+    Raises:
+        TypeError: if ``env`` is not a control environment.
+    """
+    try:
+        indices = env.get_wrapper_attr("control_indices")
+    except AttributeError:
+        indices = None
+    if indices is None:
+        raise TypeError(
+            f"{env} is not a control environment: it has no `control_indices` attribute naming "
+            "the part of its observation that primitive controllers feed back on "
+            "(see hint_envs.core)"
+        )
+    return np.asarray(indices, dtype=np.int64)
+
+
+def is_control_env(env: gym.Env) -> bool:
+    """Whether ``env`` (or an env it wraps) declares ``control_indices``."""
+    try:
+        get_control_indices(env)
+    except TypeError:
+        return False
+    return True
+
+
+def check_action(action: Any, space: gym.spaces.Box, what: str = "action") -> np.ndarray:
+    """Validate an action against a Box's shape and finiteness; return it as float64.
+
+    Raises:
+        ValueError: wrong shape, or NaN/inf entries (values out of bounds are allowed:
+            environments clip them, and document that they do).
+    """
+    array = np.asarray(action, dtype=np.float64)
+    if array.shape != space.shape:
+        raise ValueError(f"{what} must have shape {space.shape}, got {array.shape}")
+    if not np.all(np.isfinite(array)):
+        bad = np.argwhere(~np.isfinite(array)).ravel().tolist()
+        raise ValueError(f"{what} contains NaN or inf at index {bad}: {array}")
+    return array

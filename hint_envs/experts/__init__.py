@@ -1,0 +1,32 @@
+"""Offline experts that generate demonstrations (see :mod:`hint_envs.experts.base`).
+
+Experts are looked up by environment id and imported lazily, so that asking for the
+quadrotor's expert never imports pymunk or robosuite.
+"""
+
+from __future__ import annotations
+
+import importlib
+from typing import Any
+
+from hint_envs.experts.base import Demonstration, Expert
+
+#: env id -> "module:ExpertClass"
+EXPERTS: dict[str, str] = {
+    "hint_envs/PlanarQuadrotor-v0": "hint_envs.experts.quadrotor:QuadrotorExpert",
+}
+
+
+def make_expert(env_id: str, **kwargs: Any) -> Expert:
+    """Build the offline expert registered for ``env_id``.
+
+    Raises:
+        KeyError: no expert is registered for ``env_id`` (the message lists those that are).
+    """
+    if env_id not in EXPERTS:
+        raise KeyError(f"no expert for {env_id!r}; experts exist for: {sorted(EXPERTS)}")
+    module, name = EXPERTS[env_id].split(":")
+    return getattr(importlib.import_module(module), name)(env_id=env_id, **kwargs)
+
+
+__all__ = ["Demonstration", "Expert", "EXPERTS", "make_expert"]

@@ -74,8 +74,9 @@ class Primitives:
 
     def __getitem__(self, index: Any) -> Primitives:
         """Slice along the time axis (the last batch axis)."""
-        return Primitives(self.u_bar[..., index, :], self.x_bar[..., index, :],
-                          self.K[..., index, :, :])
+        return Primitives(
+            self.u_bar[..., index, :], self.x_bar[..., index, :], self.K[..., index, :, :]
+        )
 
     def __call__(self, x: np.ndarray, t: int) -> np.ndarray:
         """Evaluate controller ``t`` at control state ``x``: returns ``(..., d_u)``."""
@@ -133,10 +134,16 @@ class CompositeActionLayout:
         if not self.gains:
             return primitives.u_bar.reshape(primitives.u_bar.shape[:-2] + (self.size,))
         if primitives.x_bar.shape[-1] != self.d_x:
-            raise ValueError(f"expected x_bar with last axis {self.d_x}, got {primitives.x_bar.shape}")
+            raise ValueError(
+                f"expected x_bar with last axis {self.d_x}, got {primitives.x_bar.shape}"
+            )
         lead = primitives.u_bar.shape[:-1]
         per = np.concatenate(
-            [primitives.u_bar, primitives.x_bar, primitives.K.reshape(lead + (self.d_u * self.d_x,))],
+            [
+                primitives.u_bar,
+                primitives.x_bar,
+                primitives.K.reshape(lead + (self.d_u * self.d_x,)),
+            ],
             axis=-1,
         )
         return per.reshape(per.shape[:-2] + (self.size,))
@@ -158,8 +165,9 @@ class CompositeActionLayout:
         lead = per.shape[:-1]
         u_bar = per[..., : self.d_u]
         if not self.gains:
-            return Primitives(u_bar, np.zeros(lead + (self.d_x,)),
-                              np.zeros(lead + (self.d_u, self.d_x)))
+            return Primitives(
+                u_bar, np.zeros(lead + (self.d_x,)), np.zeros(lead + (self.d_u, self.d_x))
+            )
         x_bar = per[..., self.d_u : self.d_u + self.d_x]
         K = per[..., self.d_u + self.d_x :].reshape(lead + (self.d_u, self.d_x))
         return Primitives(u_bar, x_bar, K)

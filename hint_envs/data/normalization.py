@@ -97,4 +97,6 @@ class NormalizationStats:
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> NormalizationStats:
-        return cls(RangeNormalizer.from_dict(data["obs"]), RangeNormalizer.from_dict(data["action"]))
+        return cls(
+            RangeNormalizer.from_dict(data["obs"]), RangeNormalizer.from_dict(data["action"])
+        )

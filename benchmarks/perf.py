@@ -115,7 +115,7 @@ def main() -> None:
     vector = bench_vector(args)
     plain = bench_wrapper(args, gains=False)
     with_gains = bench_wrapper(args, gains=True)
-    print(f"| measurement (quadrotor, this CPU) | value | goal |\n|---|---|---|")
+    print("| measurement (quadrotor, this CPU) | value | goal |\n|---|---|---|")
     print(f"| native vector env step, N={args.num_envs} | {vector['native_ms']:.3f} ms | |")
     print(f"| SyncVectorEnv step, N={args.num_envs} | {vector['sync_ms']:.3f} ms | |")
     print(f"| native speed-up over SyncVectorEnv | {vector['ratio']:.0f}x | >= 50x |")

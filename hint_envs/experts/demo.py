@@ -61,7 +61,7 @@ def draw(
     """Draw the three-panel picture of the module docstring into ``out`` (PNG).
 
     Returns:
-        the final-position errors of the replays in panel 2: ``{"open_loop": .., "closed_loop": ..}``.
+        mean final-position errors of the panel-2 replays, keys "open_loop", "closed_loop".
     """
     import matplotlib
 

@@ -1,0 +1,540 @@
+"""Demonstration files in robomimic's HDF5 layout, with synthesised controllers beside them.
+
+Layout (``T_i`` steps in demo ``i``; see ``docs/data.md``)::
+
+    file.hdf5
+    |- attrs: hint_envs_version, command, split_seed, valid_fraction, metadata (JSON), ...
+    |- data/                    attrs: env_args (JSON), total, obs_keys (JSON)
+    |  |- demo_0/               attrs: num_samples = T_0, seed, mode, success, metadata (JSON)
+    |  |  |- obs/<key>          (T_0, stop - start)  slice [start, stop) of the flat observation
+    |  |  |- next_obs/<key>     (T_0, stop - start)  observation after each input
+    |  |  |- actions            (T_0, d_u)
+    |  |  |- rewards            (T_0,)
+    |  |  |- dones              (T_0,)
+    |  |  |- states             (T_0, d_state)
+    |  |  |- final_obs          (d_obs,)
+    |  |  |- final_state        (d_state,)
+    |  |  `- primitives/{u_bar (T_0, d_u), x_bar (T_0, d_x), K (T_0, d_u, d_x)}
+    |  `- demo_1/ ...
+    `- mask/{train, valid}      demo names as bytes (robomimic's filter keys)
+
+robomimic's own readers (``robomimic.utils.dataset.SequenceDataset``,
+``robomimic.utils.file_utils.get_env_metadata_from_dataset``) load these files; their
+``env_args["type"]`` is robomimic's ``EnvType.GYM_TYPE``.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import re
+import shlex
+import sys
+import uuid
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import h5py
+import numpy as np
+
+from hint_envs.core import Primitives
+from hint_envs.experts.base import Demonstration
+
+logger = logging.getLogger(__name__)
+
+__all__ = [
+    "DatasetError",
+    "DemoFile",
+    "ROBOMIMIC_GYM_TYPE",
+    "default_obs_keys",
+    "read_demonstrations",
+    "write_demonstrations",
+]
+
+#: ``robomimic.envs.env_base.EnvType.GYM_TYPE`` (robomimic 0.3): the env type of a gym env.
+ROBOMIMIC_GYM_TYPE = 2
+#: Attribute holding the exact JSON of a group's metadata (the scalar attrs are a view).
+METADATA_ATTR = "metadata"
+#: Demo attributes that belong to the layout, not to the expert's metadata.
+_RESERVED_DEMO_ATTRS = frozenset({"num_samples", METADATA_ATTR})
+_RESERVED_FILE_ATTRS = frozenset({METADATA_ATTR})
+_DEMO_NAME = re.compile(r"^demo_(\d+)$")
+_STEP_DATASETS = ("actions", "rewards", "dones", "states")
+_PRIMITIVE_DATASETS = ("u_bar", "x_bar", "K")
+
+
+class DatasetError(ValueError):
+    """A demonstration file is missing, unreadable, or not in the expected layout."""
+
+
+@dataclass
+class DemoFile:
+    """The contents of a demonstration file.
+
+    Attributes:
+        env_id: the gymnasium id the demonstrations were collected in.
+        env_kwargs: keyword arguments of ``gym.make`` (``env_args["env_kwargs"]``).
+        demos: the demonstrations, in index order ``demo_0, demo_1, ...``.
+        train_keys, valid_keys: demo names (``"demo_3"``) of robomimic's ``mask/train``
+            and ``mask/valid`` filter keys.
+        attrs: file-level metadata (hint_envs version, creation command, seeds, ...).
+        obs_keys: observation key -> ``(start, stop)`` slice of the flat observation.
+        path: the file read, or None.
+    """
+
+    env_id: str
+    env_kwargs: dict[str, Any]
+    demos: list[Demonstration]
+    train_keys: list[str]
+    valid_keys: list[str]
+    attrs: dict[str, Any] = field(default_factory=dict)
+    obs_keys: dict[str, tuple[int, int]] = field(default_factory=dict)
+    path: Path | None = None
+
+    def __len__(self) -> int:
+        return len(self.demos)
+
+    @property
+    def demo_names(self) -> list[str]:
+        """``["demo_0", ..., "demo_{N-1}"]``, the names of :attr:`demos` in order."""
+        return [f"demo_{i}" for i in range(len(self.demos))]
+
+    def select(self, keys: Sequence[str]) -> list[Demonstration]:
+        """The demonstrations named by ``keys`` (e.g. :attr:`train_keys`), in that order."""
+        index = {name: demo for name, demo in zip(self.demo_names, self.demos, strict=True)}
+        missing = [key for key in keys if key not in index]
+        if missing:
+            raise KeyError(f"no demonstrations named {missing} in {self.path}")
+        return [index[key] for key in keys]
+
+
+# --------------------------------------------------------------------------- helpers
+
+
+def _to_jsonable(value: Any) -> Any:
+    """Convert numpy scalars/arrays (recursively) to plain Python for JSON."""
+    if isinstance(value, Mapping):
+        return {str(k): _to_jsonable(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_to_jsonable(v) for v in value]
+    if isinstance(value, np.ndarray):
+        return value.tolist()
+    if isinstance(value, np.generic):
+        return value.item()
+    if isinstance(value, Path):
+        return str(value)
+    return value
+
+
+def _dump_json(value: Any, what: str) -> str:
+    try:
+        return json.dumps(_to_jsonable(value), sort_keys=True)
+    except (TypeError, ValueError) as err:
+        raise ValueError(
+            f"{what} must be JSON-serialisable (numbers, strings, bools, None, lists, dicts "
+            f"and numpy arrays): {err}"
+        ) from err
+
+
+def _write_metadata(obj: h5py.Group, metadata: Mapping[str, Any], reserved: frozenset) -> None:
+    """Store ``metadata`` exactly as JSON, and its scalar entries as plain HDF5 attrs too."""
+    clean = _to_jsonable(dict(metadata))
+    obj.attrs[METADATA_ATTR] = _dump_json(clean, "metadata")
+    for key, value in clean.items():
+        if key in reserved:
+            continue
+        if isinstance(value, (bool, int, float, str)):
+            obj.attrs[key] = value
+
+
+def _read_metadata(obj: h5py.Group, reserved: frozenset) -> dict[str, Any]:
+    if METADATA_ATTR in obj.attrs:
+        return json.loads(obj.attrs[METADATA_ATTR])
+    return {k: _to_jsonable(v) for k, v in obj.attrs.items() if k not in reserved}
+
+
+def default_obs_keys(
+    env_id: str, d_obs: int, env_kwargs: Mapping[str, Any] | None = None
+) -> dict[str, tuple[int, int]]:
+    """The env's ``obs_keys`` (key -> ``(start, stop)``), or ``{"obs": (0, d_obs)}``.
+
+    Looks at the env class's ``obs_keys`` attribute first (no env is built), then at a
+    ``gym.make(env_id, **env_kwargs)`` instance; the fallback is used when neither has one.
+    """
+    import gymnasium as gym
+    from gymnasium.envs.registration import load_env_creator
+
+    import hint_envs  # noqa: F401  (registers the environments)
+
+    keys = None
+    try:
+        entry_point = gym.spec(env_id).entry_point
+        creator = load_env_creator(entry_point) if isinstance(entry_point, str) else entry_point
+        keys = getattr(creator, "obs_keys", None)
+        if not isinstance(keys, Mapping):
+            env = gym.make(env_id, **dict(env_kwargs or {}))
+            keys = getattr(env.unwrapped, "obs_keys", None)
+            env.close()
+    except Exception as err:  # an unknown or unbuildable env: fall back to one key
+        logger.info("no obs_keys from %s (%s); storing one key 'obs'", env_id, err)
+        keys = None
+    if not isinstance(keys, Mapping) or not keys:
+        return {"obs": (0, d_obs)}
+    return {str(k): (int(v[0]), int(v[1])) for k, v in keys.items()}
+
+
+def _check_obs_keys(obs_keys: Mapping[str, Sequence[int]], d_obs: int) -> list[tuple]:
+    """Validate that the slices tile ``[0, d_obs)``; return ``[(key, start, stop)]`` by start."""
+    spans = sorted(
+        ((str(k), int(v[0]), int(v[1])) for k, v in obs_keys.items()), key=lambda s: s[1]
+    )
+    position = 0
+    for key, start, stop in spans:
+        if start != position or stop <= start:
+            raise ValueError(
+                f"obs_keys must tile the flat observation [0, {d_obs}) with contiguous, "
+                f"non-empty slices in order; got {dict(obs_keys)} (problem at {key!r})"
+            )
+        position = stop
+    if position != d_obs:
+        raise ValueError(
+            f"obs_keys cover [0, {position}) but observations have {d_obs} features; "
+            f"got {dict(obs_keys)}"
+        )
+    return spans
+
+
+def _check_demo(index: int, demo: Demonstration, d_obs: int) -> None:
+    """Shapes a demonstration needs to be written; raises ValueError naming the problem."""
+    what = f"demonstration {index}"
+    T = len(demo.actions)
+    if T < 1:
+        raise ValueError(f"{what} has no steps; robomimic needs at least one")
+    shapes = {
+        "observations": (np.ndim(demo.observations), 2),
+        "actions": (np.ndim(demo.actions), 2),
+        "rewards": (np.ndim(demo.rewards), 1),
+        "dones": (np.ndim(demo.dones), 1),
+        "states": (np.ndim(demo.states), 2),
+        "final_observation": (np.ndim(demo.final_observation), 1),
+        "final_state": (np.ndim(demo.final_state), 1),
+    }
+    for name, (ndim, expected) in shapes.items():
+        if ndim != expected:
+            raise ValueError(f"{what}: {name} must have {expected} axes, got {ndim}")
+    for name in ("observations", "rewards", "dones", "states"):
+        if len(getattr(demo, name)) != T:
+            raise ValueError(
+                f"{what}: {name} has {len(getattr(demo, name))} steps but actions has {T}"
+            )
+    if np.shape(demo.observations)[1] != d_obs or np.shape(demo.final_observation) != (d_obs,):
+        raise ValueError(
+            f"{what}: observations {np.shape(demo.observations)} and final_observation "
+            f"{np.shape(demo.final_observation)} must have {d_obs} features like demonstration 0"
+        )
+    if np.shape(demo.final_state) != np.shape(demo.states)[1:]:
+        raise ValueError(
+            f"{what}: final_state {np.shape(demo.final_state)} does not match states "
+            f"{np.shape(demo.states)}"
+        )
+    if demo.primitives is not None and len(demo.primitives) != T:
+        raise ValueError(f"{what}: {len(demo.primitives)} primitive controllers for {T} steps")
+
+
+def _split(n: int, valid_fraction: float, seed: int) -> tuple[list[str], list[str]]:
+    """Seeded train/valid split of ``demo_0 .. demo_{n-1}`` (each list in index order)."""
+    n_valid = min(int(round(valid_fraction * n)), max(n - 1, 0))
+    order = np.random.default_rng(seed).permutation(n)
+    valid = set(order[:n_valid].tolist())
+    train_keys = [f"demo_{i}" for i in range(n) if i not in valid]
+    valid_keys = [f"demo_{i}" for i in range(n) if i in valid]
+    return train_keys, valid_keys
+
+
+def _names(keys: Sequence[str]) -> np.ndarray:
+    return np.array([k.encode("utf-8") for k in keys], dtype="S")
+
+
+# --------------------------------------------------------------------------- writing
+
+
+def write_demonstrations(
+    path: str | os.PathLike,
+    demos: Sequence[Demonstration],
+    env_id: str,
+    env_kwargs: dict | None = None,
+    obs_keys: dict | None = None,
+    valid_fraction: float = 0.1,
+    seed: int = 0,
+    attrs: dict | None = None,
+    overwrite: bool = False,
+) -> Path:
+    """Write ``demos`` to ``path`` in robomimic's layout (module docstring), atomically.
+
+    The file is written to a temporary file in the same directory and moved into place
+    with ``os.replace``, so ``path`` never holds a half-written file.
+
+    Args:
+        path: the ``.hdf5`` file to write (parent directories are created).
+        demos: the demonstrations, stored as ``demo_0, demo_1, ...`` in this order.
+        env_id: gymnasium id, stored in ``data.attrs["env_args"]``.
+        env_kwargs: ``gym.make`` keyword arguments (JSON-serialisable), default ``{}``.
+        obs_keys: observation key -> ``(start, stop)`` slices tiling the flat
+            observation; default the env's ``obs_keys`` or ``{"obs": (0, d_obs)}``.
+        valid_fraction: fraction of demos in ``mask/valid`` (rounded; at least one
+            demo stays in ``mask/train``), in ``[0, 1)``.
+        seed: seed of the train/valid split (stored as the ``split_seed`` attr).
+        attrs: extra file-level metadata (JSON-serialisable), e.g. the collection seed.
+        overwrite: replace an existing file at ``path``.
+
+    Returns:
+        the absolute path written.
+
+    Raises:
+        FileExistsError: ``path`` exists and ``overwrite`` is False.
+        ValueError: no demos, inconsistent arrays, bad ``obs_keys``/``valid_fraction``,
+            or metadata that is not JSON-serialisable.
+    """
+    path = Path(path).expanduser().resolve()
+    if path.exists() and not overwrite:
+        raise FileExistsError(
+            f"{path} already exists; pass overwrite=True (hint-collect: --overwrite) to replace it"
+        )
+    if not demos:
+        raise ValueError("no demonstrations to write")
+    if not 0.0 <= float(valid_fraction) < 1.0:
+        raise ValueError(f"valid_fraction must be in [0, 1), got {valid_fraction}")
+    env_kwargs = dict(env_kwargs or {})
+    d_obs = int(np.shape(demos[0].observations)[-1])
+    for index, demo in enumerate(demos):
+        _check_demo(index, demo, d_obs)
+    if obs_keys is None:
+        obs_keys = default_obs_keys(env_id, d_obs, env_kwargs)
+    spans = _check_obs_keys(obs_keys, d_obs)
+    env_args = _dump_json(
+        {"env_name": env_id, "type": ROBOMIMIC_GYM_TYPE, "env_kwargs": env_kwargs}, "env_kwargs"
+    )
+    file_attrs: dict[str, Any] = {
+        "hint_envs_version": _version(),
+        "command": shlex.join(sys.argv),
+        "split_seed": int(seed),
+        "valid_fraction": float(valid_fraction),
+    }
+    file_attrs.update(_to_jsonable(dict(attrs or {})))
+    _dump_json(file_attrs, "attrs")
+    train_keys, valid_keys = _split(len(demos), float(valid_fraction), int(seed))
+
+    path.parent.mkdir(parents=True, exist_ok=True)
+    # a fresh hidden name beside the target (same file system, so os.replace is atomic);
+    # h5py's "x" mode refuses to clobber and creates the file with the usual permissions
+    tmp = path.parent / f".{path.name}.{uuid.uuid4().hex}.tmp"
+    try:
+        with h5py.File(tmp, "x") as f:
+            _write_metadata(f, file_attrs, _RESERVED_FILE_ATTRS)
+            data = f.create_group("data")
+            data.attrs["env_args"] = env_args
+            data.attrs["total"] = int(sum(len(d) for d in demos))
+            data.attrs["obs_keys"] = json.dumps([list(span) for span in spans])
+            for index, demo in enumerate(demos):
+                _write_demo(data.create_group(f"demo_{index}"), demo, spans)
+            mask = f.create_group("mask")
+            mask.create_dataset("train", data=_names(train_keys), dtype="S" + _width(train_keys))
+            mask.create_dataset("valid", data=_names(valid_keys), dtype="S" + _width(valid_keys))
+        os.replace(tmp, path)
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
+    logger.info("wrote %d demonstrations (%d steps) to %s", len(demos), sum(map(len, demos)), path)
+    return path
+
+
+def _width(keys: Sequence[str]) -> str:
+    return str(max((len(k) for k in keys), default=1))
+
+
+def _write_demo(group: h5py.Group, demo: Demonstration, spans: list[tuple]) -> None:
+    observations = np.asarray(demo.observations)
+    final_obs = np.asarray(demo.final_observation)
+    next_obs = np.concatenate([observations[1:], final_obs[None]], axis=0)
+    group.attrs["num_samples"] = len(demo)
+    _write_metadata(group, demo.attrs, _RESERVED_DEMO_ATTRS)
+    for key, start, stop in spans:
+        group.create_dataset(f"obs/{key}", data=observations[:, start:stop])
+        group.create_dataset(f"next_obs/{key}", data=next_obs[:, start:stop])
+    for name in _STEP_DATASETS:
+        group.create_dataset(name, data=np.asarray(getattr(demo, name)))
+    group.create_dataset("final_obs", data=final_obs)
+    group.create_dataset("final_state", data=np.asarray(demo.final_state))
+    if demo.primitives is not None:
+        for name in _PRIMITIVE_DATASETS:
+            group.create_dataset(f"primitives/{name}", data=getattr(demo.primitives, name))
+
+
+def _version() -> str:
+    from hint_envs import __version__
+
+    return __version__
+
+
+# --------------------------------------------------------------------------- reading
+
+
+def read_demonstrations(path: str | os.PathLike) -> DemoFile:
+    """Read a file written by :func:`write_demonstrations`.
+
+    Returns:
+        a :class:`DemoFile` whose demonstrations equal those written (arrays bit for bit;
+        numpy scalars in metadata come back as plain Python numbers).
+
+    Raises:
+        DatasetError: the file is missing, is not HDF5 (or is truncated/corrupt), or is an
+            HDF5 file not in this layout; the message names the file and the problem.
+    """
+    path = Path(path).expanduser()
+    if not path.exists():
+        raise DatasetError(
+            f"{path}: no such file; generate demonstrations with "
+            "`hint-collect ENV_ID --episodes N --out FILE`"
+        )
+    if path.is_dir():
+        raise DatasetError(f"{path}: is a directory, expected an HDF5 demonstration file")
+    try:
+        f = h5py.File(path, "r")
+    except OSError as err:
+        raise DatasetError(
+            f"{path}: not a readable HDF5 file (truncated, corrupt or another format): {err}; "
+            "regenerate it with `hint-collect`"
+        ) from err
+    with f:
+        return _read(f, path)
+
+
+def _fail(path: Path, message: str) -> DatasetError:
+    return DatasetError(f"{path}: {message}; is it a demonstration file written by hint_envs?")
+
+
+def _read(f: h5py.File, path: Path) -> DemoFile:
+    if "data" not in f or not isinstance(f["data"], h5py.Group):
+        raise _fail(path, "no 'data' group (robomimic layout: data/demo_i/...)")
+    data = f["data"]
+    if "env_args" not in data.attrs:
+        raise _fail(path, "'data' has no 'env_args' attribute")
+    try:
+        env_args = json.loads(data.attrs["env_args"])
+        env_id = str(env_args["env_name"])
+        env_kwargs = dict(env_args.get("env_kwargs", {}))
+    except (TypeError, ValueError, KeyError) as err:
+        raise _fail(path, f"data.attrs['env_args'] is not JSON with an 'env_name' ({err})") from err
+
+    names = list(data.keys())
+    bad = [name for name in names if not _DEMO_NAME.match(name)]
+    if bad:
+        raise _fail(path, f"'data' holds groups not named demo_<i>: {bad[:5]}")
+    names.sort(key=lambda name: int(_DEMO_NAME.match(name).group(1)))
+    if not names:
+        raise _fail(path, "'data' holds no demonstrations")
+    expected = [f"demo_{i}" for i in range(len(names))]
+    if names != expected:
+        raise _fail(path, f"demonstrations must be numbered demo_0 .. demo_{len(names) - 1}")
+
+    if "obs_keys" in data.attrs:
+        try:
+            spans = [(str(k), int(a), int(b)) for k, a, b in json.loads(data.attrs["obs_keys"])]
+        except (TypeError, ValueError) as err:
+            raise _fail(path, f"data.attrs['obs_keys'] is malformed ({err})") from err
+    else:
+        spans = None
+
+    demos = [_read_demo(data[name], name, spans, path) for name in names]
+    if spans is None:
+        spans = _spans_from_group(data[names[0]], path, names[0])
+    obs_keys = {key: (start, stop) for key, start, stop in spans}
+
+    if "mask" in f and "train" in f["mask"] and "valid" in f["mask"]:
+        train_keys = [k.decode("utf-8") for k in f["mask/train"][()]]
+        valid_keys = [k.decode("utf-8") for k in f["mask/valid"][()]]
+        unknown = sorted(set(train_keys + valid_keys) - set(names))
+        if unknown:
+            raise _fail(path, f"mask names demonstrations that are not in 'data': {unknown[:5]}")
+    else:
+        logger.warning("%s has no mask/train and mask/valid; every demo counts as train", path)
+        train_keys, valid_keys = list(names), []
+    return DemoFile(
+        env_id=env_id,
+        env_kwargs=env_kwargs,
+        demos=demos,
+        train_keys=train_keys,
+        valid_keys=valid_keys,
+        attrs=_read_metadata(f, _RESERVED_FILE_ATTRS),
+        obs_keys=obs_keys,
+        path=path.resolve(),
+    )
+
+
+def _spans_from_group(group: h5py.Group, path: Path, name: str) -> list[tuple]:
+    """Observation keys of a file without ``obs_keys`` attr: the obs group's, sorted."""
+    if "obs" not in group:
+        raise _fail(path, f"{name} has no 'obs' group")
+    spans, start = [], 0
+    for key in sorted(group["obs"].keys()):
+        width = int(np.prod(group["obs"][key].shape[1:], dtype=np.int64))
+        spans.append((key, start, start + width))
+        start += width
+    return spans
+
+
+def _dataset(group: h5py.Group, key: str, path: Path, name: str) -> np.ndarray:
+    if key not in group or not isinstance(group[key], h5py.Dataset):
+        raise _fail(path, f"{name} has no dataset '{key}'")
+    return group[key][()]
+
+
+def _read_demo(group: h5py.Group, name: str, spans: list[tuple] | None, path: Path):
+    if not isinstance(group, h5py.Group):
+        raise _fail(path, f"data/{name} is not a group")
+    if spans is None:
+        spans = _spans_from_group(group, path, name)
+    arrays = {key: _dataset(group, key, path, name) for key in _STEP_DATASETS}
+    T = len(arrays["actions"])
+    if "num_samples" in group.attrs and int(group.attrs["num_samples"]) != T:
+        raise _fail(
+            path, f"{name}: num_samples = {int(group.attrs['num_samples'])} but {T} actions"
+        )
+    parts = []
+    for key, start, stop in spans:
+        part = _dataset(group, f"obs/{key}", path, name)
+        part = part.reshape(len(part), -1)
+        if part.shape[1] != stop - start:
+            raise _fail(path, f"{name}: obs/{key} has {part.shape[1]} features, not {stop - start}")
+        parts.append(part)
+    observations = np.concatenate(parts, axis=1)
+    for key, value in list(arrays.items()) + [("obs", observations)]:
+        if len(value) != T:
+            raise _fail(path, f"{name}: '{key}' has {len(value)} steps but 'actions' has {T}")
+    final_obs = _dataset(group, "final_obs", path, name)
+    final_state = _dataset(group, "final_state", path, name)
+    if final_obs.shape != observations.shape[1:]:
+        raise _fail(path, f"{name}: final_obs {final_obs.shape} vs obs {observations.shape}")
+    primitives = None
+    if "primitives" in group:
+        values = [_dataset(group["primitives"], key, path, name) for key in _PRIMITIVE_DATASETS]
+        try:
+            primitives = Primitives(*values)
+        except ValueError as err:
+            raise _fail(path, f"{name}: inconsistent primitives ({err})") from err
+        if len(primitives) != T:
+            raise _fail(path, f"{name}: {len(primitives)} primitive controllers for {T} steps")
+    return Demonstration(
+        observations=observations,
+        actions=arrays["actions"],
+        rewards=arrays["rewards"],
+        dones=arrays["dones"],
+        states=arrays["states"],
+        final_observation=final_obs,
+        final_state=final_state,
+        primitives=primitives,
+        attrs=_read_metadata(group, _RESERVED_DEMO_ATTRS),
+    )

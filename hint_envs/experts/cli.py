@@ -1,0 +1,143 @@
+"""``hint-collect``: collect expert demonstrations and write them as a robomimic HDF5 file.
+
+Example::
+
+    hint-collect hint_envs/PlanarQuadrotor-v0 --episodes 100 --seed 0 --out quadrotor.hdf5
+
+collects the episodes of seeds 0..99, synthesises their primitive controllers, and writes
+them (see ``docs/data.md``). Run ``hint-collect --help`` for the options.
+"""
+
+from __future__ import annotations
+
+import argparse
+import collections
+import logging
+import shlex
+import time
+from collections.abc import Sequence
+from pathlib import Path
+
+import gymnasium as gym
+
+import hint_envs
+from hint_envs.data.hdf5 import write_demonstrations
+from hint_envs.experts import EXPERTS
+from hint_envs.experts.collect import collect_demonstrations
+
+
+def _registered_ids() -> list[str]:
+    return sorted(env_id for env_id in gym.registry if env_id.startswith("hint_envs/"))
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The ``hint-collect`` argument parser."""
+    parser = argparse.ArgumentParser(
+        prog="hint-collect",
+        description="Collect expert demonstrations over consecutive seeds, synthesise their "
+        "primitive controllers (u_bar, x_bar, K), and write them to an HDF5 file in "
+        "robomimic's layout.",
+    )
+    parser.add_argument("env_id", metavar="ENV_ID", help="e.g. hint_envs/PlanarQuadrotor-v0")
+    parser.add_argument(
+        "--episodes", type=int, required=True, help="number of demonstrations to write"
+    )
+    parser.add_argument(
+        "--seed", type=int, default=0, help="seed of the first episode (episode i: seed + i)"
+    )
+    parser.add_argument("--out", type=Path, required=True, help="HDF5 file to write")
+    parser.add_argument("--workers", type=int, default=1, help="processes to collect with")
+    parser.add_argument(
+        "--only-success",
+        action="store_true",
+        help="keep only successful episodes, drawing further seeds until --episodes succeed",
+    )
+    parser.add_argument("--overwrite", action="store_true", help="replace an existing --out")
+    parser.add_argument(
+        "--valid-fraction",
+        type=float,
+        default=0.1,
+        help="fraction of demos in robomimic's mask/valid (default 0.1)",
+    )
+    parser.add_argument(
+        "--no-synthesize",
+        action="store_true",
+        help="skip the synthesis oracle (no primitives/ groups; ChunkDataset needs them)",
+    )
+    parser.add_argument("--quiet", action="store_true", help="no progress bar")
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Entry point of ``hint-collect``; returns the exit status (0 on success)."""
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    registered = _registered_ids()
+    if args.env_id not in registered:
+        parser.error(f"unknown env id {args.env_id!r}; registered hint_envs ids: {registered}")
+    if args.env_id not in EXPERTS:
+        parser.error(
+            f"no expert is registered for {args.env_id!r}; experts exist for {sorted(EXPERTS)}"
+        )
+    if args.episodes < 1:
+        parser.error(f"--episodes must be >= 1, got {args.episodes}")
+    if args.workers < 1:
+        parser.error(f"--workers must be >= 1, got {args.workers}")
+    if not 0.0 <= args.valid_fraction < 1.0:
+        parser.error(f"--valid-fraction must be in [0, 1), got {args.valid_fraction}")
+    if args.out.exists() and not args.overwrite:
+        parser.error(f"{args.out} already exists; pass --overwrite to replace it")
+    logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
+
+    start = time.perf_counter()
+    try:
+        demos = collect_demonstrations(
+            args.env_id,
+            args.episodes,
+            seed=args.seed,
+            workers=args.workers,
+            synthesize=not args.no_synthesize,
+            only_success=args.only_success,
+            progress=not args.quiet,
+        )
+    except RuntimeError as err:  # a failed episode, or too few successes
+        parser.exit(1, f"hint-collect: error: {err}\n")
+    command = shlex.join(["hint-collect", *(argv if argv is not None else _argv())])
+    path = write_demonstrations(
+        args.out,
+        demos,
+        args.env_id,
+        valid_fraction=args.valid_fraction,
+        seed=args.seed,
+        attrs={
+            "command": command,
+            "seed": args.seed,
+            "episodes": args.episodes,
+            "only_success": args.only_success,
+            "synthesized": not args.no_synthesize,
+            "seeds": [int(d.attrs.get("seed", -1)) for d in demos],
+        },
+        overwrite=args.overwrite,
+    )
+    seconds = time.perf_counter() - start
+
+    successes = sum(d.success for d in demos)
+    modes = collections.Counter(str(d.attrs.get("mode", "-")) for d in demos)
+    steps = sum(len(d) for d in demos)
+    print(f"hint_envs {hint_envs.__version__}: {args.env_id}")
+    print(f"episodes: {len(demos)} ({steps} steps), seeds from {args.seed}")
+    print(f"success rate: {successes / len(demos):.1%} ({successes}/{len(demos)})")
+    print("modes: " + ", ".join(f"{mode} {count}" for mode, count in sorted(modes.items())))
+    print(f"time: {seconds:.1f} s with {args.workers} worker(s)")
+    print(f"written: {path}")
+    return 0
+
+
+def _argv() -> list[str]:
+    import sys
+
+    return sys.argv[1:]
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

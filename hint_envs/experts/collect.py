@@ -1,0 +1,169 @@
+"""Collect expert demonstrations over consecutive seeds, optionally in parallel.
+
+Episode ``i`` is ``make_expert(env_id, **expert_kwargs).demonstrate(seed + i)``, followed
+by ``hint_envs.synthesis.synthesize(env_id, demo)`` into ``demo.primitives``. Every random
+choice of an episode comes from its seed, so the result depends only on the arguments,
+never on ``workers``.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import multiprocessing
+from collections.abc import Iterator
+from concurrent.futures import ProcessPoolExecutor
+from typing import Any
+
+from tqdm.auto import tqdm
+
+from hint_envs.experts import make_expert
+from hint_envs.experts.base import Demonstration, Expert
+
+logger = logging.getLogger(__name__)
+
+__all__ = ["MAX_ATTEMPTS_FACTOR", "collect_demonstrations", "collect_one"]
+
+#: With ``only_success``, give up after ``MAX_ATTEMPTS_FACTOR * episodes`` seeds.
+MAX_ATTEMPTS_FACTOR = 10
+
+# One expert per (env id, kwargs) per process: building one may be costly (gym.make).
+_EXPERTS: dict[tuple[str, str], Expert] = {}
+
+
+def _expert(env_id: str, expert_kwargs: dict[str, Any]) -> Expert:
+    key = (env_id, json.dumps(expert_kwargs, sort_keys=True, default=repr))
+    if key not in _EXPERTS:
+        _EXPERTS[key] = make_expert(env_id, **expert_kwargs)
+    return _EXPERTS[key]
+
+
+def collect_one(
+    env_id: str,
+    seed: int,
+    synthesize: bool = True,
+    expert_kwargs: dict[str, Any] | None = None,
+) -> Demonstration:
+    """One expert episode from ``reset(seed=seed)``, with synthesised primitives.
+
+    Returns:
+        the :class:`Demonstration`; ``attrs["seed"]`` is ``seed``.
+
+    Raises:
+        RuntimeError: the expert or the synthesiser failed (the message names the seed).
+    """
+    try:
+        demo = _expert(env_id, dict(expert_kwargs or {})).demonstrate(int(seed))
+        demo.attrs.setdefault("seed", int(seed))
+        if synthesize:
+            from hint_envs.synthesis import synthesize as synthesise_primitives
+
+            demo.primitives = synthesise_primitives(env_id, demo)
+    except (KeyError, TypeError):  # unknown env id / bad expert kwargs: the user's to fix
+        raise
+    except Exception as err:
+        raise RuntimeError(
+            f"collecting the {env_id} episode with seed {seed} failed: {type(err).__name__}: {err}"
+        ) from err
+    return demo
+
+
+def _star_collect(args: tuple) -> Demonstration:
+    return collect_one(*args)
+
+
+def _episodes(
+    env_id: str,
+    seeds: range,
+    workers: int,
+    synthesize: bool,
+    expert_kwargs: dict[str, Any],
+    pool: ProcessPoolExecutor | None,
+) -> Iterator[Demonstration]:
+    """Demonstrations for ``seeds``, in seed order, computed in ``pool`` if given."""
+    jobs = [(env_id, s, synthesize, expert_kwargs) for s in seeds]
+    if pool is None:
+        return map(_star_collect, jobs)
+    return pool.map(_star_collect, jobs, chunksize=max(1, len(jobs) // (4 * workers)))
+
+
+def collect_demonstrations(
+    env_id: str,
+    episodes: int,
+    seed: int = 0,
+    workers: int = 1,
+    synthesize: bool = True,
+    only_success: bool = False,
+    progress: bool = True,
+    expert_kwargs: dict | None = None,
+) -> list[Demonstration]:
+    """Collect ``episodes`` expert demonstrations from seeds ``seed, seed + 1, ...``.
+
+    Args:
+        env_id: registered env id with an expert (:data:`hint_envs.experts.EXPERTS`).
+        episodes: number of demonstrations to return (``>= 1``).
+        seed: seed of the first episode; episode ``i`` uses ``seed + i``.
+        workers: processes to use (``1``: this process). Results are identical for any
+            number of workers.
+        synthesize: fill ``demo.primitives`` with the env's synthesis oracle.
+        only_success: keep only successful episodes, drawing further seeds until
+            ``episodes`` succeed (at most ``MAX_ATTEMPTS_FACTOR * episodes`` seeds).
+        progress: show a tqdm bar.
+        expert_kwargs: keyword arguments of the expert's constructor (picklable).
+
+    Returns:
+        ``episodes`` demonstrations in seed order (with ``only_success``, the first
+        ``episodes`` successful seeds).
+
+    Raises:
+        ValueError: ``episodes`` or ``workers`` below 1.
+        KeyError: no expert is registered for ``env_id``.
+        RuntimeError: an episode failed, or too few succeeded with ``only_success``.
+    """
+    if isinstance(episodes, bool) or int(episodes) != episodes or episodes < 1:
+        raise ValueError(f"episodes must be an integer >= 1, got {episodes!r}")
+    if isinstance(workers, bool) or int(workers) != workers or workers < 1:
+        raise ValueError(f"workers must be an integer >= 1, got {workers!r}")
+    expert_kwargs = dict(expert_kwargs or {})
+    from hint_envs.experts import EXPERTS
+
+    if env_id not in EXPERTS:
+        raise KeyError(f"no expert for {env_id!r}; experts exist for: {sorted(EXPERTS)}")
+    max_attempts = MAX_ATTEMPTS_FACTOR * episodes if only_success else episodes
+    pool = None
+    if workers > 1:
+        # spawn: safe with threads and identical on every platform
+        pool = ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("spawn"))
+    kept: list[Demonstration] = []
+    attempts = 0
+    bar = tqdm(total=episodes, desc=f"collecting {env_id}", unit="demo", disable=not progress)
+    try:
+        while len(kept) < episodes and attempts < max_attempts:
+            # ask for what is still missing (a few more in parallel): deterministic since
+            # only the first successes in seed order are kept
+            batch = min(max(episodes - len(kept), workers), max_attempts - attempts)
+            seeds = range(seed + attempts, seed + attempts + batch)
+            for demo in _episodes(env_id, seeds, workers, synthesize, expert_kwargs, pool):
+                attempts += 1
+                bar.set_postfix(tried=attempts, refresh=False)
+                if len(kept) < episodes and (demo.success or not only_success):
+                    kept.append(demo)
+                    bar.update(1)
+    finally:
+        bar.close()
+        if pool is not None:
+            pool.shutdown(cancel_futures=True)
+    if len(kept) < episodes:
+        raise RuntimeError(
+            f"only {len(kept)} of {attempts} {env_id} episodes from seed {seed} succeeded, "
+            f"fewer than the {episodes} asked for; ask for fewer episodes or drop only_success"
+        )
+    logger.info(
+        "collected %d %s demonstrations from %d seeds starting at %d (%d successful)",
+        len(kept),
+        env_id,
+        attempts,
+        seed,
+        sum(d.success for d in kept),
+    )
+    return kept

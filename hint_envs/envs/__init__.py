@@ -1,0 +1,26 @@
+"""The environments, one per module, each a thin shell around pure dynamics functions.
+
+- :mod:`hint_envs.envs.planar_quadrotor`: ``hint_envs/PlanarQuadrotor-v0``
+  (:class:`PlanarQuadrotorEnv`, its batched :class:`PlanarQuadrotorVectorEnv`, and the
+  pure functions over :class:`QuadrotorParams`).
+
+Modules that need an optional simulator (pymunk, robosuite) are not imported here, so
+importing this package stays cheap; ``gym.make`` imports them through the string entry
+points registered in :mod:`hint_envs`.
+"""
+
+from __future__ import annotations
+
+from hint_envs.envs.planar_quadrotor import (
+    PlanarQuadrotorEnv,
+    PlanarQuadrotorVectorEnv,
+    QuadrotorParams,
+    QuadrotorRenderer,
+)
+
+__all__ = [
+    "PlanarQuadrotorEnv",
+    "PlanarQuadrotorVectorEnv",
+    "QuadrotorParams",
+    "QuadrotorRenderer",
+]

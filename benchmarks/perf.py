@@ -48,7 +48,10 @@ def hover_inputs(rng: np.random.Generator, shape: tuple[int, ...], params) -> np
 
 
 def time_vector(env: gym.vector.VectorEnv, actions: np.ndarray, seed: int) -> float:
-    """Seconds per vector step over ``actions`` ``(steps, N, 2)``."""
+    """Seconds per vector step over ``actions`` ``(steps, N, 2)``, after a warm-up."""
+    env.reset(seed=seed)
+    for action in actions[:20]:
+        env.step(action)
     env.reset(seed=seed)
     start = time.perf_counter()
     for action in actions:

@@ -157,6 +157,12 @@ def main(argv: Sequence[str] | None = None) -> int:
         default=0.15,
         help="start-state perturbation (m, in x and z) for the replay panel",
     )
+    parser.add_argument(
+        "--pitch-offset",
+        type=float,
+        default=0.03,
+        help="start-state pitch perturbation (rad) for the replay panel",
+    )
     args = parser.parse_args(argv)
     if args.episodes < 1:
         parser.error(f"--episodes must be >= 1, got {args.episodes}")
@@ -173,7 +179,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         path = write_demonstrations(args.data, demos, ENV_ID, overwrite=True)
         print(f"demonstrations written to {path}")
     env = gym.make(ENV_ID)
-    offset = np.array([args.offset, args.offset, 0.0, 0.0, 0.0, 0.0])
+    offset = np.array([args.offset, args.offset, args.pitch_offset, 0.0, 0.0, 0.0])
     errors = draw(demos, env, args.out, offset)
     print(
         f"final position error from perturbed starts: open loop {errors['open_loop']:.3f} m, "

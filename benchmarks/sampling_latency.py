@@ -1,0 +1,179 @@
+"""Chunk-sampling latency of the DDPM chunking policy on this CPU.
+
+One "chunk" is one call of ``policy.predict`` on a batch of quadrotor observation chunks
+(``obs_horizon=2``, ``d_obs=6``; ``horizon=16`` controllers of 20 floats with gains): the
+full reverse diffusion, normalisation and un-normalisation included. Denoisers: the HINT
+paper's U-Net (down dims 64/128/256, kernel 5, about 4.2 M parameters) and the MLP default;
+samplers: DDPM with 100 steps and DDIM with 10. Reported: the median wall time of
+``--repeats`` calls after ``--warmup`` calls, and the machine's load average, since other
+processes on a shared machine slow everything down.
+
+Reference (Diffusion Policy's own implementation, same machine kind, U-Net 4.2 M, DDPM 100
+steps): 1.1 s per chunk at batch 1, 4.9 s at batch 50.
+
+OpenMP workers sleep between parallel regions (``OMP_WAIT_POLICY=PASSIVE``) unless you set
+the variable: spinning workers are faster on an idle machine
+(``OMP_WAIT_POLICY=ACTIVE python benchmarks/sampling_latency.py``) but an order of
+magnitude slower when other processes compete for the cores.
+
+Usage::
+
+    python benchmarks/sampling_latency.py                 # 2 threads, markdown table
+    python benchmarks/sampling_latency.py --threads 1 --repeats 7
+    python benchmarks/sampling_latency.py --compile --denoisers unet1d   # ~1 min compiling
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import statistics
+import time
+from dataclasses import dataclass
+
+# Sleeping OpenMP workers (set before torch is imported): spinning ones slow torch down
+# by an order of magnitude when another process competes for the cores.
+os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
+
+import gymnasium as gym  # noqa: E402
+import numpy as np  # noqa: E402
+import torch  # noqa: E402
+
+import hint_envs  # noqa: E402, F401
+from hint_envs.data.normalization import NormalizationStats, RangeNormalizer  # noqa: E402
+from hint_envs.wrappers import PrimitiveControllerWrapper  # noqa: E402
+from policies.config import DDPMPolicyConfig  # noqa: E402
+from policies.ddpm import DDPMChunkingPolicy  # noqa: E402
+from policies.networks import count_parameters  # noqa: E402
+
+ENV_ID = "hint_envs/PlanarQuadrotor-v0"
+#: Diffusion Policy's latency on this machine kind (U-Net 4.2 M, DDPM 100): batch -> s
+REFERENCE = {1: 1.1, 50: 4.9}
+
+
+@dataclass
+class Args:
+    threads: int = 2
+    """torch CPU threads"""
+    batches: tuple[int, ...] = (1, 50)
+    """batch sizes (environments sampled at once)"""
+    repeats: int = 5
+    """timed calls per setting (the median is reported)"""
+    warmup: int = 2
+    """untimed calls before timing"""
+    seed: int = 0
+    """seed of weights, observations and sampling"""
+    compile: bool = False
+    """sample through torch.compile (policy.compile_sampler(); compile time not timed)"""
+
+
+def cpu_times() -> tuple[float, float] | None:
+    """(idle, total) CPU jiffies of the machine from /proc/stat (None off Linux)."""
+    try:
+        with open("/proc/stat") as handle:
+            values = [float(v) for v in handle.readline().split()[1:]]
+    except OSError:
+        return None
+    return values[3] + values[4], sum(values)
+
+
+def make_policy(denoiser: str, scheduler: str, seed: int) -> DDPMChunkingPolicy:
+    """An untrained policy on the chunk-level quadrotor's spaces (latency needs no training)."""
+    config = DDPMPolicyConfig(
+        denoiser=denoiser,
+        down_dims=(64, 128, 256),
+        kernel_size=5,
+        n_groups=8,
+        scheduler=scheduler,
+        inference_steps=100 if scheduler == "ddpm" else 10,
+    )
+    env = PrimitiveControllerWrapper(
+        gym.make(ENV_ID), chunk_length=config.chunk_length, obs_horizon=config.obs_horizon
+    )
+    low, high = env.unwrapped.observation_space.low, env.unwrapped.observation_space.high
+    stats = NormalizationStats(
+        RangeNormalizer(low, high), RangeNormalizer(-np.ones(20), np.ones(20))
+    )
+    torch.manual_seed(seed)
+    return DDPMChunkingPolicy(env.observation_space, env.action_space, config, stats, seed=seed)
+
+
+def time_chunks(policy: DDPMChunkingPolicy, batch: int, args: Args) -> float:
+    """Median seconds of one ``predict`` on ``batch`` observation chunks."""
+    rng = np.random.default_rng(args.seed)
+    space = policy.observation_space
+    obs = rng.uniform(-1.0, 1.0, (batch,) + space.shape) * 0.1 * (space.high - space.low) / 2
+    for _ in range(args.warmup):
+        policy.predict(obs)
+    times = []
+    for _ in range(args.repeats):
+        start = time.perf_counter()
+        policy.predict(obs)
+        times.append(time.perf_counter() - start)
+    return statistics.median(times)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--threads", type=int, default=Args.threads)
+    parser.add_argument("--batches", type=int, nargs="+", default=list(Args.batches))
+    parser.add_argument("--repeats", type=int, default=Args.repeats)
+    parser.add_argument("--warmup", type=int, default=Args.warmup)
+    parser.add_argument("--seed", type=int, default=Args.seed)
+    parser.add_argument("--compile", action="store_true", help="sample through torch.compile")
+    parser.add_argument("--denoisers", nargs="+", default=["unet1d", "mlp"])
+    ns = parser.parse_args()
+    args = Args(ns.threads, tuple(ns.batches), ns.repeats, ns.warmup, ns.seed, ns.compile)
+    torch.set_num_threads(args.threads)
+    load_before = os.getloadavg()
+    times_before = cpu_times()
+
+    rows = []
+    for denoiser in ns.denoisers:
+        for scheduler, steps in (("ddpm", 100), ("ddim", 10)):
+            policy = make_policy(denoiser, scheduler, args.seed)
+            if args.compile:
+                policy.compile_sampler()
+            params = count_parameters(policy.denoiser)
+            latencies = {b: time_chunks(policy, b, args) for b in args.batches}
+            for batch, seconds in latencies.items():
+                reference = REFERENCE.get(batch) if (denoiser, steps) == ("unet1d", 100) else None
+                rows.append(
+                    (
+                        denoiser,
+                        f"{params / 1e6:.2f} M",
+                        f"{scheduler.upper()}-{steps}",
+                        batch,
+                        seconds,
+                        1000 * seconds / steps,
+                        f"{reference / seconds:.1f}x" if reference else "",
+                        f"{seconds / latencies[min(latencies)]:.1f}x",
+                    )
+                )
+
+    times_after = cpu_times()
+    busy = ""
+    if times_before and times_after:
+        idle = (times_after[0] - times_before[0]) / max(times_after[1] - times_before[1], 1)
+        busy = f"; machine CPU busy {100 * (1 - idle):.0f}% during the run (this one included)"
+    print(
+        f"torch {torch.__version__}, {args.threads} threads, "
+        f"{'torch.compile' if args.compile else 'eager'}, OMP_WAIT_POLICY="
+        f"{os.environ.get('OMP_WAIT_POLICY')}, median of {args.repeats} after {args.warmup} "
+        f"warm-up; load average before {load_before[0]:.2f}, after {os.getloadavg()[0]:.2f}"
+        f"{busy}\n"
+    )
+    print(
+        "| denoiser | params | sampler | batch | s / chunk | ms / step "
+        "| speed-up vs DP reference | vs batch 1 |"
+    )
+    print("|---|---|---|---|---|---|---|---|")
+    for denoiser, params, sampler, batch, seconds, per_step, speedup, ratio in rows:
+        print(
+            f"| {denoiser} | {params} | {sampler} | {batch} | {seconds:.3f} | {per_step:.2f} "
+            f"| {speedup} | {ratio} |"
+        )
+
+
+if __name__ == "__main__":
+    main()

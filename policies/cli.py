@@ -1,0 +1,186 @@
+"""``hint-train``: train a DDPM chunking policy on a demonstration file.
+
+Example::
+
+    hint-collect hint_envs/PlanarQuadrotor-v0 --episodes 20 --seed 0 --out demos.hdf5
+    hint-train demos.hdf5 --out runs/hint --num-demos 10 --sigma 0.1 --steps 3000
+
+writes ``runs/hint/{config.json, model.safetensors, training.json}``; load it with
+``policies.load_policy("runs/hint")``. Run ``hint-train --help`` for every option.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import os
+import sys
+import time
+from collections.abc import Sequence
+from pathlib import Path
+
+from policies.config import DENOISERS, SCHEDULERS, DDPMPolicyConfig, TrainConfig
+
+
+def _int_tuple(text: str) -> tuple[int, ...]:
+    try:
+        return tuple(int(part) for part in text.split(","))
+    except ValueError:
+        raise argparse.ArgumentTypeError(
+            f"expected comma-separated integers like 512,512,512, got {text!r}"
+        ) from None
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The argument parser of ``hint-train``."""
+    defaults, train_defaults = DDPMPolicyConfig(), TrainConfig()
+    parser = argparse.ArgumentParser(
+        prog="hint-train",
+        description="Train a DDPM chunking policy (HINT) on demonstrations with primitives.",
+        formatter_class=argparse.ArgumentDefaultsHelpFormatter,
+    )
+    parser.add_argument("demo_file", type=Path, help="demonstration HDF5 file (hint-collect)")
+    parser.add_argument("--out", type=Path, required=True, help="output directory")
+    parser.add_argument("--num-demos", type=int, default=None, help="use the first N demos")
+    parser.add_argument("--seed", type=int, default=0, help="seed of everything random")
+    policy = parser.add_argument_group("policy")
+    policy.add_argument(
+        "--sigma",
+        type=float,
+        default=defaults.sigma,
+        help="data/replica noise level in normalised units",
+    )
+    policy.add_argument(
+        "--n-aug", type=int, default=defaults.n_aug, help="noised copies per sample (Algorithm 1)"
+    )
+    policy.add_argument(
+        "--gains",
+        action=argparse.BooleanOptionalAction,
+        default=defaults.gains,
+        help="diffuse (u_bar, x_bar, K) controllers, or only u_bar",
+    )
+    policy.add_argument("--obs-horizon", type=int, default=defaults.obs_horizon)
+    policy.add_argument(
+        "--horizon", type=int, default=defaults.horizon, help="predicted controllers per sample"
+    )
+    policy.add_argument(
+        "--chunk-length",
+        type=int,
+        default=defaults.chunk_length,
+        help="executed controllers per decision",
+    )
+    policy.add_argument("--denoiser", choices=DENOISERS, default=defaults.denoiser)
+    policy.add_argument(
+        "--widths", type=_int_tuple, default=defaults.widths, help="MLP denoiser hidden sizes"
+    )
+    policy.add_argument(
+        "--down-dims", type=_int_tuple, default=defaults.down_dims, help="U-Net channel widths"
+    )
+    policy.add_argument("--diffusion-steps", type=int, default=defaults.diffusion_steps)
+    policy.add_argument("--scheduler", choices=SCHEDULERS, default=defaults.scheduler)
+    policy.add_argument(
+        "--inference-steps",
+        type=int,
+        default=None,
+        help="sampling steps (default: diffusion steps for ddpm, 10 for ddim)",
+    )
+    policy.add_argument("--ema", action=argparse.BooleanOptionalAction, default=defaults.ema)
+    training = parser.add_argument_group("training")
+    training.add_argument("--steps", type=int, default=train_defaults.steps)
+    training.add_argument("--batch-size", type=int, default=train_defaults.batch_size)
+    training.add_argument("--lr", type=float, default=train_defaults.lr)
+    training.add_argument("--weight-decay", type=float, default=train_defaults.weight_decay)
+    training.add_argument("--warmup-steps", type=int, default=train_defaults.warmup_steps)
+    training.add_argument(
+        "--checkpoint-every",
+        type=int,
+        default=train_defaults.checkpoint_every,
+        help="checkpoint every K steps (0: final only)",
+    )
+    training.add_argument(
+        "--threads", type=int, default=train_defaults.num_threads, help="torch CPU threads"
+    )
+    training.add_argument("--device", default=train_defaults.device, help="cpu, cuda or cuda:N")
+    training.add_argument(
+        "--resample-noise",
+        action="store_true",
+        help="fresh data noise every batch instead of n_aug fixed copies",
+    )
+    training.add_argument("--no-progress", action="store_true", help="hide the progress bar")
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Entry point of ``hint-train``; returns the exit status."""
+    args = build_parser().parse_args(argv)
+    logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
+    try:
+        config = DDPMPolicyConfig(
+            obs_horizon=args.obs_horizon,
+            horizon=args.horizon,
+            chunk_length=args.chunk_length,
+            gains=args.gains,
+            denoiser=args.denoiser,
+            widths=args.widths,
+            down_dims=args.down_dims,
+            diffusion_steps=args.diffusion_steps,
+            scheduler=args.scheduler,
+            inference_steps=args.inference_steps,
+            ema=args.ema,
+            sigma=args.sigma,
+            n_aug=args.n_aug,
+        )
+        train_config = TrainConfig(
+            steps=args.steps,
+            batch_size=args.batch_size,
+            lr=args.lr,
+            weight_decay=args.weight_decay,
+            warmup_steps=args.warmup_steps,
+            checkpoint_every=args.checkpoint_every,
+            num_threads=args.threads,
+            resample_noise=args.resample_noise,
+            device=args.device,
+        )
+    except ValueError as error:
+        print(f"hint-train: error: {error}", file=sys.stderr)
+        return 2
+    if not args.demo_file.is_file():
+        print(f"hint-train: error: no demonstration file at {args.demo_file}", file=sys.stderr)
+        return 2
+
+    # Sleeping (not spinning) OpenMP workers: on a machine shared with other processes,
+    # spinning workers slow torch down by an order of magnitude. Must precede torch's import.
+    os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
+    from hint_envs.data.chunks import ChunkDataset
+    from policies.training import train
+
+    try:
+        dataset = ChunkDataset(
+            args.demo_file,
+            obs_horizon=config.obs_horizon,
+            horizon=config.horizon,
+            gains=config.gains,
+            num_demos=args.num_demos,
+        )
+    except (ValueError, TypeError, OSError) as error:
+        print(f"hint-train: error: cannot read {args.demo_file}: {error}", file=sys.stderr)
+        return 2
+    print(f"{dataset}")
+    start = time.perf_counter()
+    policy = train(
+        dataset,
+        config,
+        train_config,
+        out_dir=args.out,
+        seed=args.seed,
+        progress=not args.no_progress,
+    )
+    print(
+        f"trained in {time.perf_counter() - start:.1f} s, final loss "
+        f"{policy.train_history[-1]['loss']:.4f}; saved to {args.out}"
+    )
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

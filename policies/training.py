@@ -1,0 +1,319 @@
+"""Train a :class:`~policies.ddpm.DDPMChunkingPolicy` on a chunk dataset (HINT step 4).
+
+Data noising follows Algorithm 1 of the HINT paper (Block et al., 2023): every training
+observation chunk ``o`` is replaced by ``n_aug`` noised copies
+``o + sigma * scale * eps`` drawn once before training with
+:func:`hint_envs.wrappers.replica_noise.add_replica_noise` — the very function the
+test-time ``ReplicaNoiseWrapper`` calls — with ``scale = stats.obs.noise_scale``, so sigma
+is in normalised units. Each copy is paired with the chunk's clean composite action. With
+``TrainConfig.resample_noise`` the noise is drawn afresh for every batch instead.
+
+Optimisation: AdamW, linear warm-up then cosine decay of the learning rate, gradient-norm
+clipping, an EMA of the weights after every step (the EMA weights are what the policy
+samples with). Everything random comes from the seed: weights are initialised under
+``torch.manual_seed(seed)`` inside ``torch.random.fork_rng`` (the global generator is
+restored afterwards), batches, diffusion steps and diffusion noise from a local
+``torch.Generator``, data noise from a ``numpy.random.Generator``; with the same seed,
+data, configs and thread count, two runs give bit-identical weights.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any, Protocol
+
+import gymnasium as gym
+import numpy as np
+import torch
+from diffusers.optimization import get_cosine_schedule_with_warmup
+from tqdm.auto import tqdm
+
+import hint_envs
+from hint_envs.core import CompositeActionLayout
+from hint_envs.data.normalization import NormalizationStats
+from hint_envs.wrappers.replica_noise import add_replica_noise
+from policies.config import DDPMPolicyConfig, TrainConfig
+from policies.ddpm import DDPMChunkingPolicy
+from policies.serialization import atomic_write_json, save_policy
+
+__all__ = ["train", "chunk_env_spaces", "noised_observations"]
+
+logger = logging.getLogger(__name__)
+
+#: File in ``out_dir`` with the training configuration and the loss history.
+TRAINING_LOG = "training.json"
+
+
+class ChunkData(Protocol):
+    """What :func:`train` reads from a :class:`hint_envs.data.chunks.ChunkDataset`."""
+
+    observations: np.ndarray  # (M, obs_horizon, d_obs)
+    actions: np.ndarray  # (M, horizon, controller_size)
+    layout: CompositeActionLayout
+    stats: NormalizationStats
+    env_id: str | None
+
+
+def chunk_env_spaces(
+    env_id: str | None, config: DDPMPolicyConfig, d_obs: int, controller_size: int
+) -> tuple[gym.spaces.Box, gym.spaces.Box]:
+    """The observation and action spaces of the chunk-level env the policy will act in.
+
+    Built from ``PrimitiveControllerWrapper(gym.make(env_id), ...)`` so the bounds (and the
+    clipping of sampled actions) are exactly the env's. Without an env id, or if the env
+    cannot be made here, unbounded Boxes of the right shapes.
+    """
+    if env_id is not None:
+        try:
+            from hint_envs.wrappers import PrimitiveControllerWrapper
+
+            env = PrimitiveControllerWrapper(
+                gym.make(env_id),
+                chunk_length=config.chunk_length,
+                obs_horizon=config.obs_horizon,
+                gains=config.gains,
+            )
+            spaces = (env.observation_space, env.action_space)
+            env.close()
+            return spaces
+        except (gym.error.Error, ImportError, TypeError) as error:
+            logger.warning("cannot make %s (%s); using unbounded spaces", env_id, error)
+    obs = gym.spaces.Box(-np.inf, np.inf, (config.obs_horizon, d_obs), np.float64)
+    act = gym.spaces.Box(-np.inf, np.inf, (config.chunk_length * controller_size,), np.float64)
+    return obs, act
+
+
+def noised_observations(
+    observations: np.ndarray,
+    sigma: float,
+    n_aug: int,
+    scale: np.ndarray,
+    rng: np.random.Generator,
+) -> np.ndarray:
+    """Algorithm 1's augmented observations: ``n_aug`` noised copies of every chunk.
+
+    Args:
+        observations: ``(M, T_obs, D_obs)`` raw chunks.
+        sigma: noise level in normalised units.
+        n_aug: copies per chunk (1 copy, un-noised, when ``sigma == 0``).
+        scale: ``(D_obs,)`` raw units per normalised unit.
+        rng: the generator the noise is drawn from.
+
+    Returns:
+        ``(n_aug * M, T_obs, D_obs)`` float64; row ``j * M + i`` is copy ``j`` of chunk ``i``.
+    """
+    observations = np.asarray(observations, dtype=np.float64)
+    if sigma == 0:
+        return observations.copy()
+    copies = np.broadcast_to(observations, (n_aug,) + observations.shape)
+    noised = add_replica_noise(copies, sigma, scale, rng)
+    return noised.reshape((n_aug * observations.shape[0],) + observations.shape[1:])
+
+
+@contextmanager
+def _torch_threads(num_threads: int | None):
+    previous = torch.get_num_threads()
+    if num_threads is not None:
+        torch.set_num_threads(num_threads)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(previous)
+
+
+def _check_dataset(dataset: ChunkData, config: DDPMPolicyConfig) -> None:
+    obs, actions = np.asarray(dataset.observations), np.asarray(dataset.actions)
+    if obs.ndim != 3 or actions.ndim != 3 or len(obs) != len(actions) or len(obs) == 0:
+        raise ValueError(
+            f"dataset must hold observations (M, obs_horizon, d_obs) and actions (M, horizon, "
+            f"controller_size) with M >= 1, got {obs.shape} and {actions.shape}"
+        )
+    if obs.shape[1] != config.obs_horizon:
+        raise ValueError(
+            f"dataset observation chunks have {obs.shape[1]} frames but config.obs_horizon is "
+            f"{config.obs_horizon}; build ChunkDataset(..., obs_horizon={config.obs_horizon})"
+        )
+    if actions.shape[1] != config.horizon:
+        raise ValueError(
+            f"dataset composite actions have {actions.shape[1]} controllers but config.horizon "
+            f"is {config.horizon}; build ChunkDataset(..., horizon={config.horizon})"
+        )
+    if dataset.layout.gains != config.gains:
+        raise ValueError(
+            f"dataset gains={dataset.layout.gains} but config.gains={config.gains}; build "
+            f"ChunkDataset(..., gains={config.gains})"
+        )
+    if actions.shape[2] != dataset.stats.action.dim or obs.shape[2] != dataset.stats.obs.dim:
+        raise ValueError(
+            f"dataset statistics (obs {dataset.stats.obs.dim}, action {dataset.stats.action.dim} "
+            f"features) do not match its arrays {obs.shape}, {actions.shape}"
+        )
+
+
+def train(
+    dataset: ChunkData,
+    config: DDPMPolicyConfig,
+    train_config: TrainConfig | None = None,
+    out_dir: str | Path | None = None,
+    seed: int = 0,
+    progress: bool = True,
+) -> DDPMChunkingPolicy:
+    """Train a DDPM chunking policy on ``dataset``.
+
+    Args:
+        dataset: a :class:`hint_envs.data.chunks.ChunkDataset` built with
+            ``obs_horizon=config.obs_horizon``, ``horizon=config.horizon`` and
+            ``gains=config.gains``.
+        config: the policy configuration (``sigma`` and ``n_aug`` set the data noising).
+        train_config: optimisation settings (defaults: :class:`TrainConfig`).
+        out_dir: if given, the final policy is saved there (``config.json``,
+            ``model.safetensors``), checkpoints every ``train_config.checkpoint_every``
+            steps under ``out_dir/checkpoints/step_XXXXXXX/``, and ``training.json`` with
+            the configs, seed and loss history.
+        seed: seed of everything random in training (and of the policy's sampler).
+        progress: show a tqdm bar.
+
+    Returns:
+        the trained policy in eval mode; ``policy.train_history`` is the loss history, a
+        list of ``{"step", "loss", "lr"}`` (mean loss over each ``log_every`` steps).
+    """
+    train_config = train_config if train_config is not None else TrainConfig()
+    if not isinstance(config, DDPMPolicyConfig):
+        raise TypeError(f"config must be a DDPMPolicyConfig, got {type(config).__name__}")
+    if not isinstance(train_config, TrainConfig):
+        raise TypeError(f"train_config must be a TrainConfig, got {type(train_config).__name__}")
+    _check_dataset(dataset, config)
+    stats = dataset.stats
+    env_id = getattr(dataset, "env_id", None)
+    obs_raw = np.asarray(dataset.observations, dtype=np.float64)
+    actions_raw = np.asarray(dataset.actions, dtype=np.float64)
+    M = len(obs_raw)
+    obs_space, act_space = chunk_env_spaces(env_id, config, stats.obs.dim, stats.action.dim)
+    out_dir = Path(out_dir) if out_dir is not None else None
+
+    device = torch.device(train_config.device)
+    with _torch_threads(train_config.num_threads):
+        with torch.random.fork_rng(devices=[]):
+            torch.manual_seed(seed)
+            policy = DDPMChunkingPolicy(
+                obs_space,
+                act_space,
+                config,
+                stats,
+                seed=seed,
+                env_id=env_id,
+                layout=dataset.layout,
+            )
+        policy.to(device)
+        policy.set_training_mode(True)
+        generator = torch.Generator(device=device).manual_seed(seed)
+        rng = np.random.default_rng(seed)
+        scale = stats.obs.noise_scale
+
+        with torch.no_grad():
+            actions = policy.normalize_action(torch.from_numpy(actions_raw).to(device))
+            if train_config.resample_noise and config.sigma > 0:
+                observations = None
+                n_total = M
+            else:
+                noised = noised_observations(obs_raw, config.sigma, config.n_aug, scale, rng)
+                observations = policy.normalize_obs(torch.from_numpy(noised).to(device))
+                n_total = len(observations)
+        batch_size = min(train_config.batch_size, n_total)
+
+        optimizer = torch.optim.AdamW(
+            policy.denoiser.parameters(),
+            lr=train_config.lr,
+            betas=train_config.betas,
+            weight_decay=train_config.weight_decay,
+        )
+        lr_schedule = get_cosine_schedule_with_warmup(
+            optimizer, train_config.warmup_steps, train_config.steps
+        )
+        history: list[dict[str, float]] = []
+        running, count = 0.0, 0
+        perm, cursor = torch.empty(0, dtype=torch.long, device=device), 0
+        start = time.perf_counter()
+        bar = tqdm(range(1, train_config.steps + 1), desc="train", disable=not progress)
+        for step in bar:
+            if cursor + batch_size > len(perm):
+                perm = torch.randperm(n_total, generator=generator, device=device)
+                cursor = 0
+            index = perm[cursor : cursor + batch_size]
+            cursor += batch_size
+            action_batch = actions[index % M]
+            if observations is None:
+                raw = add_replica_noise(obs_raw[index.cpu().numpy()], config.sigma, scale, rng)
+                obs_batch = policy.normalize_obs(torch.from_numpy(raw).to(device))
+            else:
+                obs_batch = observations[index]
+
+            loss = policy.normalized_loss(obs_batch, action_batch, generator)
+            optimizer.zero_grad(set_to_none=True)
+            loss.backward()
+            if train_config.grad_clip is not None:
+                torch.nn.utils.clip_grad_norm_(policy.denoiser.parameters(), train_config.grad_clip)
+            optimizer.step()
+            lr_schedule.step()
+            policy.update_ema()
+
+            running += loss.item()
+            count += 1
+            if step % train_config.log_every == 0 or step == train_config.steps:
+                entry = {"step": step, "loss": running / count, "lr": lr_schedule.get_last_lr()[0]}
+                history.append(entry)
+                bar.set_postfix(loss=f"{entry['loss']:.4f}")
+                running, count = 0.0, 0
+            if (
+                out_dir is not None
+                and train_config.checkpoint_every
+                and step % train_config.checkpoint_every == 0
+                and step != train_config.steps
+            ):
+                save_policy(policy, out_dir / "checkpoints" / f"step_{step:07d}")
+        bar.close()
+        elapsed = time.perf_counter() - start
+
+    policy.set_training_mode(False)
+    policy.train_history = history
+    logger.info(
+        "trained %d steps in %.1f s on %d samples (%d windows x %d copies); final loss %.4f",
+        train_config.steps,
+        elapsed,
+        n_total,
+        M,
+        n_total // M,
+        history[-1]["loss"],
+    )
+    if out_dir is not None:
+        save_policy(policy, out_dir)
+        atomic_write_json(
+            out_dir / TRAINING_LOG,
+            _training_record(dataset, config, train_config, seed, history, elapsed),
+        )
+    return policy
+
+
+def _training_record(
+    dataset: ChunkData,
+    config: DDPMPolicyConfig,
+    train_config: TrainConfig,
+    seed: int,
+    history: list[dict[str, float]],
+    elapsed: float,
+) -> dict[str, Any]:
+    demos = getattr(dataset, "demos", None)
+    return {
+        "hint_envs_version": hint_envs.__version__,
+        "env_id": getattr(dataset, "env_id", None),
+        "seed": seed,
+        "num_windows": int(len(dataset.observations)),
+        "num_demos": len(demos) if demos is not None else None,
+        "policy_config": config.to_dict(),
+        "train_config": train_config.to_dict(),
+        "seconds": elapsed,
+        "history": history,
+    }

@@ -1,0 +1,260 @@
+"""DDPMChunkingPolicy: spaces, predict shapes and dtypes, seeding, the sampler against
+diffusers, the denoisers' fast paths, and SB3's evaluate_policy on the chunk-level env."""
+
+from __future__ import annotations
+
+import gymnasium as gym
+import numpy as np
+import pytest
+import torch
+import torch.nn.functional as F
+from policy_testing import ENV_ID, make_chunk_env, make_dataset, make_policy, tiny_config
+from stable_baselines3.common.evaluation import evaluate_policy
+from stable_baselines3.common.monitor import Monitor
+from stable_baselines3.common.vec_env import DummyVecEnv
+
+from hint_envs.wrappers import ReplicaNoiseWrapper
+from policies.ddpm import DDPMChunkingPolicy
+from policies.networks import ConditionalUnet1D, MLPDenoiser, count_parameters, mish
+from policies.sampling import DiffusionSampler
+
+
+@pytest.fixture(params=["mlp", "unet1d"])
+def policy(request, demos):
+    return make_policy(demos, tiny_config(denoiser=request.param))
+
+
+# ---------------------------------------------------------------- construction
+def test_rejects_observation_space_of_wrong_shape(demos):
+    config = tiny_config()
+    data = make_dataset(demos, config)
+    env = make_chunk_env(tiny_config(obs_horizon=3))
+    with pytest.raises(ValueError, match=r"observation space shape \(3, 6\) .* expected \(2, 6\)"):
+        DDPMChunkingPolicy(env.observation_space, env.action_space, config, data.stats)
+
+
+def test_rejects_action_space_without_gains(demos):
+    config = tiny_config()
+    data = make_dataset(demos, config)
+    env = make_chunk_env(tiny_config(gains=False))
+    with pytest.raises(ValueError, match=r"action space shape \(8,\) .* expected \(80,\)"):
+        DDPMChunkingPolicy(env.observation_space, env.action_space, config, data.stats)
+
+
+# ---------------------------------------------------------------- predict
+def test_predict_shapes_dtypes_and_bounds(policy):
+    env = make_chunk_env(policy.config)
+    obs, _ = env.reset(seed=0)
+    action, state = policy.predict(obs)
+    assert state is None
+    assert action.shape == env.action_space.shape == (4 * 20,)
+    assert env.action_space.contains(action)
+    batch = np.stack([obs, obs + 0.01, obs - 0.01])
+    actions, _ = policy.predict(batch)
+    assert actions.shape == (3, 80) and actions.dtype == np.float64
+    # float32 observations give the same actions as float64 ones (cast inside)
+    a64, _ = policy.predict(batch, deterministic=True)
+    a32, _ = policy.predict(batch.astype(np.float32), deterministic=True)
+    np.testing.assert_allclose(a32, a64, rtol=1e-5, atol=1e-5)
+
+
+def test_predict_first_chunk_length_controllers_of_the_sampled_chunk(policy):
+    obs, _ = make_chunk_env(policy.config).reset(seed=1)
+    chunk = policy.sample_chunk(obs[None], deterministic=True).numpy()
+    assert chunk.shape == (1, policy.config.horizon, policy.controller_size)
+    action = policy._predict(torch.as_tensor(obs[None]), deterministic=True).numpy()
+    np.testing.assert_array_equal(action[0], chunk[0, : policy.config.chunk_length].reshape(-1))
+
+
+def test_randomness_is_seeded(policy):
+    obs = np.repeat(make_chunk_env(policy.config).reset(seed=2)[0][None], 4, axis=0)
+    policy.seed(7)
+    first, _ = policy.predict(obs)
+    policy.seed(7)
+    again, _ = policy.predict(obs)
+    np.testing.assert_array_equal(first, again)
+    other, _ = policy.predict(obs)  # the generator moved on
+    assert not np.array_equal(first, other)
+    assert not np.array_equal(first[0], first[1])  # rows get their own noise
+    det1, _ = policy.predict(obs, deterministic=True)
+    policy.seed(123)
+    det2, _ = policy.predict(obs, deterministic=True)
+    np.testing.assert_array_equal(det1, det2)
+
+
+def test_noise_scale_is_the_observation_normaliser_half_range(demos):
+    config = tiny_config()
+    policy = make_policy(demos, config)
+    expected = make_dataset(demos, config).stats.obs.noise_scale
+    np.testing.assert_array_equal(policy.noise_scale, expected)
+    assert policy.noise_scale.shape == (6,)
+
+
+def test_loss_checks_shapes_and_is_differentiable(demos):
+    config = tiny_config()
+    policy = make_policy(demos, config)
+    data = make_dataset(demos, config)
+    loss = policy.loss(data.observations[:16], data.actions[:16], torch.Generator().manual_seed(0))
+    assert loss.ndim == 0 and torch.isfinite(loss) and loss.requires_grad
+    with pytest.raises(ValueError, match=r"action batch must have shape \(B, 8, 20\)"):
+        policy.loss(data.observations[:16], data.actions[:16, :4])
+
+
+def test_ema_follows_diffusion_policy_schedule(demos):
+    policy = make_policy(demos, tiny_config())
+    with torch.no_grad():
+        for p in policy.denoiser.parameters():
+            p.add_(1.0)
+    assert policy.update_ema() == 0.0  # the first two updates copy the weights
+    raw_params = list(policy.denoiser.parameters())
+    for raw, ema in zip(raw_params, policy.ema_denoiser.parameters(), strict=True):
+        torch.testing.assert_close(raw, ema)
+    assert policy.update_ema() == 0.0
+    with torch.no_grad():
+        before = [p.clone() for p in policy.ema_denoiser.parameters()]
+        for p in raw_params:
+            p.add_(1.0)
+    decay = policy.update_ema()
+    assert decay == pytest.approx(1 - 2.0**-0.75)
+    for old, raw, ema in zip(before, raw_params, policy.ema_denoiser.parameters(), strict=True):
+        torch.testing.assert_close(ema, decay * old + (1 - decay) * raw)
+
+
+# ---------------------------------------------------------------- sampler
+@pytest.mark.parametrize(("kind", "steps"), [("ddpm", 100), ("ddpm", 20), ("ddim", 10)])
+def test_sampler_matches_diffusers_step_by_step(kind, steps):
+    sampler = DiffusionSampler(kind, 100, steps)
+    weight = torch.randn(5, 5, generator=torch.Generator().manual_seed(1)) * 0.5
+
+    def model(x, t):
+        return torch.tanh(x @ weight + t / 100)
+
+    ours = sampler.sample(
+        lambda x, i: model(x, float(sampler.timesteps[i])),
+        (3, 4, 5),
+        torch.Generator().manual_seed(0),
+    )
+    scheduler = sampler.scheduler
+    generator = torch.Generator().manual_seed(0)
+    x = torch.randn((3, 4, 5), generator=generator)
+    for t in scheduler.timesteps:
+        x = scheduler.step(model(x, float(t)), t, x, generator=generator).prev_sample
+    torch.testing.assert_close(ours, x, atol=2e-5, rtol=1e-5)
+    assert ours.abs().max() <= 1.0  # clip_sample
+
+
+def test_add_noise_matches_diffusers():
+    sampler = DiffusionSampler("ddpm", 100, 100)
+    g = torch.Generator().manual_seed(0)
+    clean, noise = torch.randn(6, 8, 3, generator=g), torch.randn(6, 8, 3, generator=g)
+    t = torch.tensor([0, 5, 17, 50, 98, 99])
+    torch.testing.assert_close(
+        sampler.add_noise(clean, noise, t), sampler.scheduler.add_noise(clean, noise, t)
+    )
+
+
+# ---------------------------------------------------------------- denoisers
+def test_fast_mish_matches_torch():
+    x = torch.linspace(-40, 40, 10001)
+    torch.testing.assert_close(mish(x), F.mish(x), atol=1e-5, rtol=1e-5)
+
+
+@pytest.mark.parametrize("denoiser", ["mlp", "unet1d"])
+def test_precomputed_films_equal_the_plain_forward(denoiser):
+    torch.manual_seed(0)
+    if denoiser == "mlp":
+        net = MLPDenoiser(20, 12, 16, widths=(64, 64), step_embed_dim=16)
+    else:
+        net = ConditionalUnet1D(20, 12, 16, down_dims=(16, 32, 64), n_groups=4, step_embed_dim=16)
+    x, cond = torch.randn(3, 16, 20), torch.randn(3, 12)
+    t = torch.tensor([4, 4, 4])
+    plain = net(x, t, cond)
+    with torch.inference_mode():
+        film = net.obs_films(cond) + net.step_films(torch.tensor([9, 4]))[1]
+        fast = net.denoise(x, film)
+    assert plain.shape == (3, 16, 20)
+    torch.testing.assert_close(fast, plain, atol=1e-5, rtol=1e-5)
+
+
+def test_unet_equals_a_reference_built_from_torch_convolutions():
+    """The GEMM convolutions and the U-Net wiring against F.conv1d / F.group_norm."""
+    torch.manual_seed(0)
+    net = ConditionalUnet1D(20, 12, 16, down_dims=(16, 32, 64), n_groups=4, kernel_size=5)
+
+    def block(b, x):
+        return F.mish(
+            F.group_norm(
+                F.conv1d(x, b.conv.weight, b.conv.bias, padding=2), 4, b.norm.weight, b.norm.bias
+            )
+        )
+
+    def res(r, x, film):
+        scale, bias = film.view(x.shape[0], 2, -1, 1).unbind(1)
+        h = block(r.block2, scale * block(r.block1, x) + bias)
+        skip = (
+            x
+            if isinstance(r.residual, torch.nn.Identity)
+            else F.conv1d(x, r.residual.weight, r.residual.bias)
+        )
+        return h + skip
+
+    x, cond, t = torch.randn(2, 16, 20), torch.randn(2, 12), torch.tensor([3, 70])
+    films = iter((net.obs_films(cond) + net.step_films(t)).split(net.film_sizes, dim=-1))
+    h, skips = x.transpose(1, 2), []
+    for r1, r2, down in net.down:
+        h = res(r2, res(r1, h, next(films)), next(films))
+        skips.append(h)
+        if not isinstance(down, torch.nn.Identity):
+            h = F.conv1d(h, down.weight, down.bias, stride=2, padding=1)
+    for r in net.mid:
+        h = res(r, h, next(films))
+    for r1, r2, up in net.up:
+        h = torch.cat([h, skips.pop()], dim=1)
+        h = up(res(r2, res(r1, h, next(films)), next(films)))
+    h = F.conv1d(block(net.final_block, h), net.final_conv.weight, net.final_conv.bias)
+    torch.testing.assert_close(net(x, t, cond), h.transpose(1, 2), atol=1e-4, rtol=1e-4)
+
+
+def test_unet_of_the_hint_paper_size():
+    net = ConditionalUnet1D(20, 12, 16, down_dims=(64, 128, 256), kernel_size=5, n_groups=8)
+    assert 4.0e6 < count_parameters(net) < 4.6e6  # the paper's ~4.2 M
+
+
+# ---------------------------------------------------------------- SB3 evaluation
+def test_evaluate_policy_on_the_chunk_env(demos):
+    config = tiny_config(sigma=0.05)
+    policy = make_policy(demos, config)
+    env = Monitor(ReplicaNoiseWrapper(make_chunk_env(config), config.sigma, policy.noise_scale))
+    env.reset(seed=0)
+    rewards, lengths = evaluate_policy(
+        policy, env, n_eval_episodes=2, deterministic=False, return_episode_rewards=True
+    )
+    assert len(rewards) == len(lengths) == 2
+    assert all(np.isfinite(rewards)) and all(1 <= n <= 25 for n in lengths)
+
+
+def test_evaluate_policy_on_a_vector_of_chunk_envs(demos):
+    config = tiny_config()
+    policy = make_policy(demos, config)
+    venv = DummyVecEnv([lambda: Monitor(make_chunk_env(config)) for _ in range(3)])
+    venv.seed(0)
+    mean, std = evaluate_policy(policy, venv, n_eval_episodes=3, deterministic=True)
+    assert np.isfinite(mean) and np.isfinite(std)
+
+
+def test_policy_spaces_equal_the_chunk_env_spaces(demos):
+    config = tiny_config()
+    policy = make_policy(demos, config)
+    env = make_chunk_env(config)
+    assert policy.observation_space == env.observation_space
+    assert policy.action_space == env.action_space
+    assert gym.make(ENV_ID).observation_space.shape == (6,)
+
+
+@pytest.mark.slow
+def test_compiled_sampler_agrees_with_eager(demos):
+    policy = make_policy(demos, tiny_config(denoiser="unet1d"))
+    obs = make_chunk_env(policy.config).reset(seed=0)[0]
+    eager, _ = policy.predict(obs, deterministic=True)
+    compiled, _ = policy.compile_sampler().predict(obs, deterministic=True)
+    np.testing.assert_allclose(compiled, eager, rtol=1e-4, atol=1e-4)

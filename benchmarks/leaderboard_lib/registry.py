@@ -1,0 +1,405 @@
+"""The policies a leaderboard suite can name, and how each is trained and evaluated.
+
+A *policy name* (``"hint"``, ``"ddpm_no_gains"``, ...) is a :class:`PolicyEntry`: which
+*trainer* fits it, whether its composite actions carry gains, and where the run's noise
+level sigma goes — into training (data noising), into evaluation (replica noise), both or
+neither. A *trainer* (:class:`Trainer`) is one small function
+``(demo file, config table, gains, sigma, seed, ...) -> trained policy`` with the settings
+its evaluation needs.
+
+Several names train the **same** model: ``"hint"`` and ``"ddpm_train_noise"`` both train
+a DDPM with gains on data noised with sigma, and differ only in the test-time noise. The
+leaderboard trains such a model once and evaluates it once per name (see
+:mod:`.suite`'s jobs), which is why a name is split into a training part
+(:meth:`PolicyEntry.train_sigma`) and an evaluation part (:meth:`PolicyEntry.test_sigma`).
+
+=====================  =====  ===============  ==============  =========================
+name                   gains  training noise   test noise      paper
+=====================  =====  ===============  ==============  =========================
+``hint``               yes    sigma            sigma (replica) HINT (Fig. 5 and 6)
+``ddpm_train_noise``   yes    sigma            none            "deconvolution" (Fig. 6)
+``ddpm_no_gains``      no     sigma            sigma (replica) diffusing u only (Fig. 5)
+``ddpm_no_noise``      yes    none             none            sigma = 0 reference
+``mlp_bc``             --     --               --              MLP behaviour cloning
+``diffusion_bc``       --     --               --              diffusion-augmented BC
+=====================  =====  ===============  ==============  =========================
+
+The baselines (``mlp_bc``, ``diffusion_bc``) are listed but only *available* once
+``policies.baselines`` provides them; a suite naming an unavailable policy is rejected
+with the reason.
+"""
+
+from __future__ import annotations
+
+import importlib
+import logging
+from collections.abc import Callable
+from dataclasses import dataclass, fields
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+__all__ = [
+    "POLICIES",
+    "TRAINERS",
+    "EvalSettings",
+    "PolicyEntry",
+    "TrainedPolicy",
+    "Trainer",
+    "make_train_config",
+    "policy_available",
+    "train_config_fields",
+]
+
+logger = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class PolicyEntry:
+    """One policy name of the leaderboard.
+
+    Attributes:
+        name: the name suites use.
+        summary: one line for the documentation and the report.
+        trainer: key of :data:`TRAINERS` that fits it.
+        gains: composite actions are ``(u_bar, x_bar, K)`` chunks (else ``u_bar`` only).
+        train_noise: trained on observations noised with the run's sigma (else clean).
+        test_noise: evaluated with replica noise of the run's sigma (else clean).
+    """
+
+    name: str
+    summary: str
+    trainer: str
+    gains: bool
+    train_noise: bool
+    test_noise: bool
+
+    @property
+    def uses_sigma(self) -> bool:
+        """Whether sigma changes anything; if not the policy runs once, at sigma 0."""
+        return self.train_noise or self.test_noise
+
+    def train_sigma(self, sigma: float) -> float:
+        """The data-noise level the policy is trained with for a run at ``sigma``."""
+        return float(sigma) if self.train_noise else 0.0
+
+    def test_sigma(self, sigma: float) -> float:
+        """The replica-noise level the policy is evaluated with for a run at ``sigma``."""
+        return float(sigma) if self.test_noise else 0.0
+
+
+#: Every policy name, in the order the report lists them.
+POLICIES: dict[str, PolicyEntry] = {
+    entry.name: entry
+    for entry in (
+        PolicyEntry(
+            "hint",
+            "DDPM over (ū, x̄, K) chunks, trained with noise σ, replica noise σ at test time",
+            "ddpm",
+            gains=True,
+            train_noise=True,
+            test_noise=True,
+        ),
+        PolicyEntry(
+            "ddpm_train_noise",
+            "DDPM over (ū, x̄, K) chunks, trained with noise σ, clean at test time (deconvolution)",
+            "ddpm",
+            gains=True,
+            train_noise=True,
+            test_noise=False,
+        ),
+        PolicyEntry(
+            "ddpm_no_gains",
+            "DDPM over raw input chunks ū (no gains), noise σ in training and at test time",
+            "ddpm",
+            gains=False,
+            train_noise=True,
+            test_noise=True,
+        ),
+        PolicyEntry(
+            "ddpm_no_noise",
+            "DDPM over (ū, x̄, K) chunks without any noise (σ = 0)",
+            "ddpm",
+            gains=True,
+            train_noise=False,
+            test_noise=False,
+        ),
+        PolicyEntry(
+            "mlp_bc",
+            "MLP behaviour cloning of composite actions (deterministic)",
+            "mlp_bc",
+            gains=True,
+            train_noise=False,
+            test_noise=False,
+        ),
+        PolicyEntry(
+            "diffusion_bc",
+            "diffusion-model-augmented behaviour cloning (arXiv 2302.13335)",
+            "diffusion_bc",
+            gains=True,
+            train_noise=False,
+            test_noise=False,
+        ),
+    )
+}
+
+
+@dataclass(frozen=True)
+class EvalSettings:
+    """How every run of an env block is evaluated (the suite's ``[env.eval]`` table).
+
+    Attributes:
+        episodes: initial states evaluated (seeds ``seed_start .. seed_start + episodes -
+            1``, the same for every run of the suite).
+        seed_start: first evaluation seed; demonstrations never use seeds this high.
+        rollouts_per_state: imitator (and expert) rollouts per initial state; ``> 1`` adds
+            the imitation loss L_marg,eps to the metrics.
+        eps: imitation-loss threshold (None: ``hint_envs.evaluation.DEFAULT_EPS``).
+        num_envs: episodes rolled out at once (the ``predict`` batch size).
+        deterministic: passed to ``predict``.
+        expert: also roll out the expert (trajectory error, imitation loss).
+    """
+
+    episodes: int = 20
+    seed_start: int = 100_000
+    rollouts_per_state: int = 1
+    eps: float | None = None
+    num_envs: int = 8
+    deterministic: bool = False
+    expert: bool = True
+
+    def __post_init__(self) -> None:
+        for name in ("episodes", "rollouts_per_state", "num_envs"):
+            value = getattr(self, name)
+            if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+                raise ValueError(f"{name} must be an integer >= 1, got {value!r}")
+        if (
+            isinstance(self.seed_start, bool)
+            or not isinstance(self.seed_start, int)
+            or self.seed_start < 0
+        ):
+            raise ValueError(f"seed_start must be an integer >= 0, got {self.seed_start!r}")
+        if self.eps is not None and (
+            isinstance(self.eps, bool)
+            or not isinstance(self.eps, (int, float))
+            or not np.isfinite(self.eps)
+            or self.eps <= 0
+        ):
+            raise ValueError(f"eps must be a number > 0, got {self.eps!r}")
+        for name in ("deterministic", "expert"):
+            if not isinstance(getattr(self, name), bool):
+                raise ValueError(f"{name} must be true or false, got {getattr(self, name)!r}")
+
+    @classmethod
+    def field_names(cls) -> list[str]:
+        """The keys the ``[env.eval]`` table accepts."""
+        return [f.name for f in fields(cls)]
+
+    @property
+    def seeds(self) -> list[int]:
+        """The evaluation seeds, one initial state each."""
+        return list(range(self.seed_start, self.seed_start + self.episodes))
+
+
+@dataclass
+class TrainedPolicy:
+    """What a trainer returns.
+
+    Attributes:
+        policy: an object with SB3's ``predict`` on chunk-level observations
+            ``(B, obs_horizon, d_obs) -> (B, action_dim)``, and ``seed(int)`` reseeding
+            its sampler.
+        chunk_length, obs_horizon, gains: the chunk-level env it acts in.
+        noise_scale: ``(d_obs,)`` raw units per normalised unit (replica-noise scale).
+        example_obs: ``(B, obs_horizon, d_obs)`` observations to time ``predict`` on.
+        train_info: JSON-serialisable training facts (windows, final loss, parameters).
+    """
+
+    policy: Any
+    chunk_length: int
+    obs_horizon: int
+    gains: bool
+    noise_scale: np.ndarray
+    example_obs: np.ndarray
+    train_info: dict[str, Any]
+
+
+@dataclass(frozen=True)
+class Trainer:
+    """A way of fitting a policy to demonstrations.
+
+    Attributes:
+        name: key in :data:`TRAINERS`.
+        table: the suite's table of model settings for it (``[env.<table>]``).
+        requires: ``"module:attribute"`` that must be importable for it to be available.
+        extra: the pip extra that provides ``requires``.
+        make_config: ``(table, gains, sigma) -> config`` — builds (and so validates) the
+            model configuration from the suite's table; raises ``ValueError``/``TypeError``.
+        config_fields: the keys the table accepts.
+        fit: ``(demo_path, num_demos, config, train_table, seed, threads, progress) ->
+            TrainedPolicy``.
+    """
+
+    name: str
+    table: str
+    requires: str
+    extra: str
+    make_config: Callable[[dict[str, Any], bool, float], Any]
+    config_fields: Callable[[], list[str]]
+    fit: Callable[..., TrainedPolicy]
+
+
+def policy_available(name: str) -> str | None:
+    """``None`` if policy ``name`` can be trained here, else the reason it cannot."""
+    trainer = TRAINERS[POLICIES[name].trainer]
+    module, attribute = trainer.requires.split(":")
+    try:
+        found = hasattr(importlib.import_module(module), attribute)
+    except ModuleNotFoundError as error:
+        if error.name == module:  # the module itself is missing, not a dependency
+            return (
+                f"policy {name!r} is not available: this version has no {module}; "
+                f"leave {name!r} out of the suite"
+            )
+        return (
+            f"policy {name!r} needs {trainer.requires}, which cannot be imported ({error}); "
+            f"install the extra: pip install -e '.[{trainer.extra}]'"
+        )
+    except ImportError as error:
+        return (
+            f"policy {name!r} needs {trainer.requires}, which cannot be imported ({error}); "
+            f"install the extra: pip install -e '.[{trainer.extra}]'"
+        )
+    if not found:
+        return (
+            f"policy {name!r} is not available: {module} has no {attribute} yet; "
+            f"leave {name!r} out of the suite"
+        )
+    if trainer.fit is _not_wired:
+        return (
+            f"policy {name!r} is not available: the leaderboard has no trainer for it yet; "
+            f"leave {name!r} out of the suite"
+        )
+    return None
+
+
+# ----------------------------------------------------------------------------- DDPM
+#: DDPMPolicyConfig fields the leaderboard sets itself, per policy name and run.
+DDPM_RESERVED = ("gains", "sigma")
+
+
+def _ddpm_fields() -> list[str]:
+    from policies.config import DDPMPolicyConfig
+
+    return [f.name for f in fields(DDPMPolicyConfig) if f.name not in DDPM_RESERVED]
+
+
+def _ddpm_config(table: dict[str, Any], gains: bool, sigma: float) -> Any:
+    from policies.config import DDPMPolicyConfig
+
+    data = dict(table)
+    for key in ("widths", "down_dims"):  # TOML arrays -> the tuples the config holds
+        if isinstance(data.get(key), list):
+            data[key] = tuple(data[key])
+    return DDPMPolicyConfig(**data, gains=gains, sigma=float(sigma))
+
+
+def _fit_ddpm(
+    demo_path: str | Path,
+    num_demos: int,
+    config: Any,
+    train_table: dict[str, Any],
+    seed: int,
+    threads: int,
+    progress: bool,
+) -> TrainedPolicy:
+    """Train :class:`policies.ddpm.DDPMChunkingPolicy` on the first ``num_demos`` demos."""
+    from hint_envs.data import ChunkDataset
+    from policies.config import TrainConfig
+    from policies.networks import count_parameters
+    from policies.training import train
+
+    dataset = ChunkDataset(
+        demo_path, config.obs_horizon, config.horizon, gains=config.gains, num_demos=num_demos
+    )
+    train_config = TrainConfig(**_train_config_data(train_table), num_threads=threads)
+    policy = train(dataset, config, train_config, out_dir=None, seed=seed, progress=progress)
+    history = policy.train_history
+    return TrainedPolicy(
+        policy=policy,
+        chunk_length=config.chunk_length,
+        obs_horizon=config.obs_horizon,
+        gains=config.gains,
+        noise_scale=np.asarray(policy.noise_scale, dtype=float),
+        example_obs=np.asarray(dataset.observations, dtype=np.float64),
+        train_info={
+            "windows": len(dataset),
+            "final_loss": history[-1]["loss"] if history else None,
+            "parameters": int(count_parameters(policy.denoiser)),
+        },
+    )
+
+
+def _train_config_data(table: dict[str, Any]) -> dict[str, Any]:
+    data = dict(table)
+    if isinstance(data.get("betas"), list):
+        data["betas"] = tuple(data["betas"])
+    return data
+
+
+def train_config_fields() -> list[str]:
+    """The keys the ``[env.train]`` table accepts (TrainConfig's, but ``num_threads``,
+    which the leaderboard sets from ``--threads``)."""
+    from policies.config import TrainConfig
+
+    return [f.name for f in fields(TrainConfig) if f.name != "num_threads"]
+
+
+def make_train_config(table: dict[str, Any]) -> Any:
+    """Validate the ``[env.train]`` table: the :class:`policies.config.TrainConfig` it gives."""
+    from policies.config import TrainConfig
+
+    return TrainConfig(**_train_config_data(table), num_threads=1)
+
+
+def _no_config(table: dict[str, Any], gains: bool, sigma: float) -> Any:
+    raise NotImplementedError("this baseline is not wired into the leaderboard yet")
+
+
+def _not_wired(*args: Any, **kwargs: Any) -> TrainedPolicy:
+    raise NotImplementedError("this baseline is not wired into the leaderboard yet")
+
+
+#: Every trainer, by name.
+TRAINERS: dict[str, Trainer] = {
+    "ddpm": Trainer(
+        name="ddpm",
+        table="policy",
+        requires="policies.training:train",
+        extra="policies",
+        make_config=_ddpm_config,
+        config_fields=_ddpm_fields,
+        fit=_fit_ddpm,
+    ),
+    # The baselines: listed so that suites naming them get a clear "not available" until
+    # policies.baselines provides them; then ``fit`` is replaced by their trainers.
+    "mlp_bc": Trainer(
+        name="mlp_bc",
+        table="mlp_bc",
+        requires="policies.baselines:MLPBCPolicy",
+        extra="policies",
+        make_config=_no_config,
+        config_fields=list,
+        fit=_not_wired,
+    ),
+    "diffusion_bc": Trainer(
+        name="diffusion_bc",
+        table="diffusion_bc",
+        requires="policies.baselines:DiffusionBCPolicy",
+        extra="policies",
+        make_config=_no_config,
+        config_fields=list,
+        fit=_not_wired,
+    ),
+}

@@ -1,0 +1,438 @@
+"""Running a job, caching demonstrations, and the JSON records of the leaderboard.
+
+:func:`run_job` is what a worker executes — in this process, in a process pool or as a
+Ray task: it trains one policy (:class:`~.suite.Job`) and evaluates it once per run of
+the job, returning one record per run. Records are written by the process that drives
+the leaderboard (:func:`write_record`, atomic), never by workers, so a worker on another
+machine needs no shared file system and a killed leaderboard never leaves a partial
+record: a run either has its complete record or none.
+
+Record layout (JSON, one file per run, ``records/<env>/<policy>/sigma.._n.._seed.._<hash>.json``)::
+
+    schema, run, run_hash
+    config          everything that determines the result (RunSpec.config())
+    metrics         aggregated over episodes: success, return, trajectory_error,
+                    imitation_loss (as hint_envs.evaluation.evaluate returns them)
+    expert_metrics  the expert's success and return from the same initial states
+    episodes        one dict per evaluation episode, with its seed and state_seed
+    evaluation      the evaluation protocol's settings (EvaluationResult.config)
+    training        windows, final loss, parameter count, runs sharing the model
+    timing          train_s, eval_s, sampling_latency (median of timed predict calls)
+    environment     package versions, python, platform, host, torch threads
+    provenance      git commit (dirty flag), suite file, backend, when written
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import math
+import os
+import platform
+import subprocess
+import sys
+import tempfile
+import time
+import uuid
+from collections.abc import Iterable
+from datetime import datetime, timezone
+from importlib import metadata
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from .registry import TRAINERS, EvalSettings, TrainedPolicy
+from .suite import DemoSet, Job, RunSpec
+
+__all__ = [
+    "REPO_ROOT",
+    "git_commit",
+    "log_session",
+    "package_versions",
+    "pending",
+    "prepare_demos",
+    "provenance",
+    "read_record",
+    "read_sessions",
+    "remove_partial_files",
+    "record_file",
+    "run_job",
+    "sampling_latency",
+    "write_record",
+]
+
+logger = logging.getLogger(__name__)
+
+#: The repository the leaderboard runs from (``benchmarks/``'s parent).
+REPO_ROOT = Path(__file__).resolve().parents[2]
+#: ``predict`` calls timed for the sampling latency (after one warm-up call).
+LATENCY_REPEATS = 5
+#: Packages whose versions every record carries.
+PACKAGES = (
+    "hint_envs",
+    "numpy",
+    "scipy",
+    "gymnasium",
+    "torch",
+    "diffusers",
+    "stable_baselines3",
+    "ray",
+)
+
+
+# ----------------------------------------------------------------------------- records
+def record_file(out_dir: str | Path, run: RunSpec) -> Path:
+    """Where the record of ``run`` lives under the output folder."""
+    return Path(out_dir) / "records" / run.record_path
+
+
+def _finite(value: Any) -> Any:
+    """``value`` with NaN and infinities replaced by None (strict JSON has no NaN)."""
+    if isinstance(value, float):
+        return value if math.isfinite(value) else None
+    if isinstance(value, dict):
+        return {k: _finite(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_finite(v) for v in value]
+    if isinstance(value, np.generic):
+        return _finite(value.item())
+    return value
+
+
+def write_record(path: str | Path, record: dict[str, Any]) -> Path:
+    """Write ``record`` as JSON to ``path`` atomically.
+
+    The JSON goes to a hidden temporary file in the same folder, is flushed to disk, and
+    is moved over ``path`` with ``os.replace``: ``path`` is either absent, its previous
+    content, or the complete new record — never a partial file, even if the process is
+    killed mid-write.
+
+    Returns:
+        ``path``.
+    """
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.parent / f".{path.name}.{uuid.uuid4().hex}.tmp"
+    try:
+        with open(tmp, "w") as f:
+            json.dump(_finite(record), f, indent=1, allow_nan=False)
+            f.write("\n")
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    finally:
+        tmp.unlink(missing_ok=True)
+    return path
+
+
+def read_record(path: str | Path) -> dict[str, Any] | None:
+    """The record at ``path``, or None if there is none (or it is not a valid record)."""
+    path = Path(path)
+    try:
+        record = json.loads(path.read_text())
+    except FileNotFoundError:
+        return None
+    except (OSError, ValueError) as error:
+        logger.warning("ignoring unreadable record %s (%s); the run will be redone", path, error)
+        return None
+    if not isinstance(record, dict) or "metrics" not in record or "config" not in record:
+        logger.warning("ignoring %s: not a leaderboard record; the run will be redone", path)
+        return None
+    return record
+
+
+def remove_partial_files(out_dir: str | Path) -> list[Path]:
+    """Delete the temporary files a killed leaderboard left under ``out_dir``.
+
+    Records and demonstration files are written to hidden ``.<name>.<hex>.tmp`` files
+    first and renamed when complete; a process killed in between leaves one behind.
+    Only call this while no other leaderboard writes to ``out_dir``.
+
+    Returns:
+        the files removed.
+    """
+    removed = []
+    for folder in ("records", "demos"):
+        for path in (Path(out_dir) / folder).rglob(".*.tmp"):
+            path.unlink(missing_ok=True)
+            removed.append(path)
+    return removed
+
+
+def pending(jobs: Iterable[Job], out_dir: str | Path, resume: bool = True) -> list[Job]:
+    """The jobs that still have runs without a record, keeping only those runs.
+
+    With ``resume=False`` every run is pending (records are recomputed and replaced).
+    """
+    todo = []
+    for job in jobs:
+        runs = [
+            run for run in job.runs if not resume or read_record(record_file(out_dir, run)) is None
+        ]
+        if runs:
+            todo.append(Job(runs))
+    return todo
+
+
+# ----------------------------------------------------------------------------- demos
+def prepare_demos(
+    demo_sets: Iterable[DemoSet], out_dir: str | Path, workers: int = 1, progress: bool = True
+) -> dict[DemoSet, Path]:
+    """Collect (or find cached) demonstration files for ``demo_sets``.
+
+    Demonstrations are cached under ``out_dir/demos/`` by (env, first expert seed,
+    count); one file per (env, first seed) holds the largest count asked for, and a
+    smaller count uses its first demonstrations (collection is deterministic, so they
+    are exactly the demonstrations a file of that count would hold). An existing file
+    with at least the needed count is reused. Files are written atomically.
+
+    Returns:
+        a path for every demo set (a file holding at least ``count`` demonstrations).
+    """
+    from hint_envs.data import write_demonstrations
+    from hint_envs.experts.collect import collect_demonstrations
+
+    folder = Path(out_dir) / "demos"
+    largest: dict[tuple[str, int], int] = {}
+    for demo in demo_sets:
+        key = (demo.env_id, demo.first_seed)
+        largest[key] = max(largest.get(key, 0), demo.count)
+    paths: dict[tuple[str, int], Path] = {}
+    for (env_id, first_seed), count in sorted(largest.items()):
+        cached = _cached_demo_file(folder, DemoSet(env_id, first_seed, count))
+        if cached is None:
+            demos = collect_demonstrations(
+                env_id,
+                count,
+                seed=first_seed,
+                workers=workers,
+                only_success=True,
+                progress=progress,
+            )
+            cached = folder / DemoSet(env_id, first_seed, count).file_name
+            write_demonstrations(
+                cached,
+                demos,
+                env_id,
+                attrs={"first_seed": first_seed, "count": count},
+                overwrite=True,
+            )
+            logger.info("collected %d %s demonstrations into %s", count, env_id, cached)
+        paths[(env_id, first_seed)] = cached
+    return {demo: paths[(demo.env_id, demo.first_seed)] for demo in demo_sets}
+
+
+def _cached_demo_file(folder: Path, demo: DemoSet) -> Path | None:
+    """An existing cache file of ``demo``'s env and first seed with at least its count."""
+    stem = DemoSet(demo.env_id, demo.first_seed, 0).file_name.rsplit("_n", 1)[0]
+    best = None
+    for path in folder.glob(f"{stem}_n*.hdf5"):
+        try:
+            count = int(path.stem.rsplit("_n", 1)[1])
+        except ValueError:
+            continue
+        if count >= demo.count and (best is None or count < best[0]):
+            best = (count, path)
+    return best[1] if best else None
+
+
+# ----------------------------------------------------------------------------- one job
+def sampling_latency(
+    policy: Any, observations: np.ndarray, batch_size: int, repeats: int = LATENCY_REPEATS
+) -> dict[str, Any]:
+    """Time batched ``predict`` calls of ``policy`` (wall clock).
+
+    Args:
+        policy: the trained policy.
+        observations: ``(M, obs_horizon, d_obs)`` observation chunks; the first
+            ``batch_size`` (repeated if fewer) form the batch.
+        batch_size: the batch (the evaluation's ``num_envs``).
+        repeats: timed calls, after one untimed warm-up call.
+
+    Returns:
+        ``{"median_s", "min_s", "batch_size", "repeats"}``.
+    """
+    index = np.arange(batch_size) % len(observations)
+    batch = np.asarray(observations[index])
+    policy.predict(batch)
+    times = []
+    for _ in range(repeats):
+        start = time.perf_counter()
+        policy.predict(batch)
+        times.append(time.perf_counter() - start)
+    return {
+        "median_s": float(np.median(times)),
+        "min_s": float(np.min(times)),
+        "batch_size": int(batch_size),
+        "repeats": int(repeats),
+    }
+
+
+def run_job(
+    job: Job, demos: str | Path | bytes, threads: int = 1, progress: bool = False
+) -> list[dict[str, Any]]:
+    """Train the job's policy once and evaluate it for each of its runs.
+
+    Args:
+        job: the runs sharing one trained model.
+        demos: the demonstration file (path), or its bytes (a worker on another machine).
+        threads: torch threads for training and sampling.
+        progress: show tqdm bars for training and evaluation.
+
+    Returns:
+        one record per run of ``job`` (in its order), without ``provenance`` (the
+        driver adds it when writing).
+    """
+    import torch
+
+    import hint_envs  # noqa: F401  (registers the envs in this process)
+    from hint_envs.evaluation import DEFAULT_EPS, evaluate
+
+    torch.set_num_threads(threads)
+    spec = job.spec
+    trainer = TRAINERS[spec.trainer]
+    table = {k: v for k, v in spec.model.items() if k not in ("gains", "sigma")}
+    config = trainer.make_config(table, spec.gains, spec.train_sigma)
+
+    tmp_file = None
+    if isinstance(demos, bytes):
+        handle, tmp_name = tempfile.mkstemp(suffix=".hdf5")
+        with os.fdopen(handle, "wb") as f:
+            f.write(demos)
+        demos = tmp_file = Path(tmp_name)
+    try:
+        start = time.perf_counter()
+        trained: TrainedPolicy = trainer.fit(
+            demos, spec.num_demos, config, spec.train, spec.train_seed, threads, progress
+        )
+        train_s = time.perf_counter() - start
+    finally:
+        if tmp_file is not None:
+            tmp_file.unlink(missing_ok=True)
+    settings = EvalSettings(**spec.eval)
+    latency = sampling_latency(trained.policy, trained.example_obs, settings.num_envs)
+
+    environment = {
+        "versions": package_versions(),
+        "python": platform.python_version(),
+        "platform": platform.platform(),
+        "host": platform.node(),
+        "torch_threads": torch.get_num_threads(),
+    }
+    evaluated: dict[float, tuple[dict[str, Any], float]] = {}
+    records = []
+    for run in job.runs:
+        if run.test_sigma not in evaluated:  # identical evaluations are done once
+            trained.policy.seed(run.sample_seed)
+            start = time.perf_counter()
+            result = evaluate(
+                trained.policy,
+                run.env_id,
+                seeds=settings.seeds,
+                chunk_length=trained.chunk_length,
+                obs_horizon=trained.obs_horizon,
+                gains=trained.gains,
+                sigma=run.test_sigma,
+                noise_scale=trained.noise_scale,
+                rollouts_per_state=settings.rollouts_per_state,
+                eps=settings.eps if settings.eps is not None else DEFAULT_EPS,
+                expert=settings.expert,
+                num_envs=settings.num_envs,
+                deterministic=settings.deterministic,
+                progress=progress,
+            )
+            evaluated[run.test_sigma] = (result.to_dict(), time.perf_counter() - start)
+        result_dict, eval_s = evaluated[run.test_sigma]
+        records.append(
+            {
+                "schema": run.config()["record_schema"],
+                "run": run.name,
+                "run_hash": run.run_hash,
+                "config": run.config(),
+                "metrics": result_dict["metrics"],
+                "expert_metrics": result_dict["expert_metrics"],
+                "episodes": result_dict["episodes"],
+                "evaluation": result_dict["config"],
+                "training": {
+                    **trained.train_info,
+                    "shared_with": [r.name for r in job.runs if r is not run],
+                },
+                "timing": {"train_s": train_s, "eval_s": eval_s, "sampling_latency": latency},
+                "environment": environment,
+            }
+        )
+    return records
+
+
+# ----------------------------------------------------------------------------- sessions
+#: File under the output folder with one JSON line per leaderboard session that ran jobs.
+SESSIONS_FILE = "sessions.jsonl"
+
+
+def log_session(out_dir: str | Path, session: dict[str, Any]) -> None:
+    """Append ``session`` (wall time, runs computed, workers, ...) to the sessions log."""
+    path = Path(out_dir) / SESSIONS_FILE
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with open(path, "a") as f:
+        f.write(json.dumps(_finite(session)) + "\n")
+
+
+def read_sessions(out_dir: str | Path) -> list[dict[str, Any]]:
+    """The sessions logged under ``out_dir`` (unreadable lines skipped)."""
+    path = Path(out_dir) / SESSIONS_FILE
+    if not path.exists():
+        return []
+    sessions = []
+    for line in path.read_text().splitlines():
+        try:
+            sessions.append(json.loads(line))
+        except ValueError:
+            continue  # a line cut short by a kill
+    return sessions
+
+
+# ----------------------------------------------------------------------------- provenance
+def package_versions() -> dict[str, str | None]:
+    """Installed versions of :data:`PACKAGES` (None for those missing)."""
+    versions: dict[str, str | None] = {}
+    for name in PACKAGES:
+        try:
+            versions[name] = metadata.version(name)
+        except metadata.PackageNotFoundError:
+            module = sys.modules.get(name)
+            versions[name] = getattr(module, "__version__", None) if module else None
+    if versions["hint_envs"] is None:
+        import hint_envs
+
+        versions["hint_envs"] = hint_envs.__version__
+    return versions
+
+
+def git_commit(repo: str | Path = REPO_ROOT) -> dict[str, Any]:
+    """``{"commit": sha or None, "dirty": bool or None}`` of the repository at ``repo``."""
+    try:
+        sha = subprocess.run(
+            ["git", "rev-parse", "HEAD"], cwd=repo, capture_output=True, text=True, check=True
+        ).stdout.strip()
+        status = subprocess.run(
+            ["git", "status", "--porcelain", "--untracked-files=no"],
+            cwd=repo,
+            capture_output=True,
+            text=True,
+            check=True,
+        ).stdout
+    except (OSError, subprocess.CalledProcessError):
+        return {"commit": None, "dirty": None}
+    return {"commit": sha, "dirty": bool(status.strip())}
+
+
+def provenance(suite_path: Path, backend: str, commit: dict[str, Any]) -> dict[str, Any]:
+    """What the driver adds to every record it writes."""
+    return {
+        **commit,
+        "suite_file": str(suite_path),
+        "backend": backend,
+        "written": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+        "command": " ".join([Path(sys.argv[0]).name, *sys.argv[1:]]),
+    }

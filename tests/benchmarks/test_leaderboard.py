@@ -1,0 +1,304 @@
+"""benchmarks/leaderboard.py: resume after SIGKILL, identical records across backends,
+suite validation, job sharing and the report.
+
+The end-to-end tests run the real script as a subprocess on ``benchmarks/suites/tiny.toml``
+(6 runs in 4 trained models, seconds each). Its numbers mean nothing; what is checked is
+the machinery.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import gymnasium as gym
+import pytest
+
+REPO = Path(__file__).resolve().parents[2]
+SCRIPT = REPO / "benchmarks" / "leaderboard.py"
+# the script imports its helpers as ``leaderboard_lib`` (its own folder is on sys.path)
+sys.path.insert(0, str(REPO / "benchmarks"))
+
+from leaderboard_lib.registry import POLICIES, policy_available  # noqa: E402
+from leaderboard_lib.runs import read_record, write_record  # noqa: E402
+from leaderboard_lib.suite import SuiteError, expand, load_suite  # noqa: E402
+
+TINY_RUNS = 6
+
+
+def _env() -> dict[str, str]:
+    """The subprocess environment: the repository importable whether or not installed."""
+    env = dict(os.environ)
+    env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(REPO), env.get("PYTHONPATH")]))
+    return env
+
+
+def _command(out: Path, *extra: str) -> list[str]:
+    return [
+        sys.executable,
+        str(SCRIPT),
+        "--suite",
+        "tiny",
+        "--out",
+        str(out),
+        "--report-to",
+        str(out / "report.md"),
+        *extra,
+    ]
+
+
+def _run(out: Path, *extra: str) -> subprocess.CompletedProcess:
+    result = subprocess.run(
+        _command(out, *extra), capture_output=True, text=True, env=_env(), timeout=300
+    )
+    assert result.returncode == 0, result.stdout + result.stderr
+    return result
+
+
+def _records(out: Path) -> dict[str, dict]:
+    """Every record under ``out/records``, by relative path (each must be valid JSON)."""
+    return {
+        str(p.relative_to(out)): json.loads(p.read_text())
+        for p in sorted((out / "records").rglob("*.json"))
+    }
+
+
+def _snapshot(out: Path) -> dict[str, tuple[int, bytes]]:
+    return {
+        str(p.relative_to(out)): (p.stat().st_mtime_ns, p.read_bytes())
+        for p in (out / "records").rglob("*.json")
+    }
+
+
+def _results(record: dict) -> dict:
+    """What must not depend on where a run was computed (not timings or hosts)."""
+    return {k: record[k] for k in ("config", "metrics", "expert_metrics", "episodes")}
+
+
+def _assert_same_results(ours: dict[str, dict], theirs: dict[str, dict]) -> None:
+    assert sorted(ours) == sorted(theirs)
+    for path in ours:
+        a, b = _results(ours[path]), _results(theirs[path])
+        differ = [key for key in a if a[key] != b[key]]
+        assert not differ, f"{path}: {differ} differ, e.g. {a[differ[0]]} vs {b[differ[0]]}"
+
+
+@pytest.fixture(scope="module")
+def baseline(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The tiny suite with one worker, SIGKILLed after its first record, then resumed.
+
+    Checks on the way: the kill leaves only complete records; the rerun keeps them
+    untouched, computes exactly the missing runs, and completes the suite.
+    """
+    out = tmp_path_factory.mktemp("workers1")
+    process = subprocess.Popen(
+        _command(out, "--workers", "1"),
+        env=_env(),
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    deadline = time.monotonic() + 240
+    try:
+        while not list((out / "records").rglob("*.json")):
+            assert process.poll() is None, "the leaderboard ended before writing a record"
+            assert time.monotonic() < deadline, "no record after 240 s"
+            time.sleep(0.02)
+        process.send_signal(signal.SIGKILL)
+    finally:
+        process.kill()
+        process.wait()
+    before = _snapshot(out)
+    killed = _records(out)  # all valid JSON
+    assert 1 <= len(killed) < TINY_RUNS, f"killed too late: {len(killed)} records"
+
+    result = _run(out, "--workers", "1")
+    assert f"{len(killed)} already recorded in {out}, {TINY_RUNS - len(killed)} to run" in (
+        result.stdout
+    )
+    after = _snapshot(out)
+    assert len(after) == TINY_RUNS
+    for path, (mtime, content) in before.items():
+        assert after[path] == (mtime, content), f"{path} was rewritten"
+    assert not list(out.rglob("*.tmp")), "temporary files left behind"
+    for record in _records(out).values():
+        assert record["metrics"]["success"]["count"] == 2  # the tiny suite's 2 episodes
+        assert len(record["episodes"]) == 2
+        assert record["provenance"]["backend"] == "local"
+    return out
+
+
+def test_sigkill_and_resume_completes_without_recomputing(baseline: Path) -> None:
+    records = _records(baseline)
+    assert len(records) == TINY_RUNS
+    # a third invocation has nothing to do
+    result = _run(baseline, "--workers", "1")
+    assert f"{TINY_RUNS} already recorded" in result.stdout
+    assert "0 to run" in result.stdout
+
+
+def test_workers_2_gives_the_same_records(baseline: Path, tmp_path: Path) -> None:
+    _run(tmp_path, "--workers", "2")
+    _assert_same_results(_records(baseline), _records(tmp_path))
+
+
+def test_ray_backend_gives_the_same_records(baseline: Path, tmp_path: Path) -> None:
+    pytest.importorskip("ray")
+    _run(tmp_path, "--backend", "ray")
+    theirs = _records(tmp_path)
+    _assert_same_results(_records(baseline), theirs)
+    assert {record["provenance"]["backend"] for record in theirs.values()} == {"ray"}
+
+
+def test_report_is_written_from_the_records(baseline: Path) -> None:
+    report = (baseline / "report.md").read_text()
+    assert "## hint_envs/PlanarQuadrotor-v0" in report
+    for policy in ("hint", "ddpm_train_noise", "ddpm_no_gains"):
+        assert f"| `{policy}` | 0.1 | 1 |" in report
+    assert f"Runs: {TINY_RUNS} of {TINY_RUNS} finished" in report
+    for figure in ("fig5", "fig6"):
+        image = baseline / "img" / f"report_{figure}.png"
+        assert image.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+        assert f"img/report_{figure}.png" in report
+
+
+# ----------------------------------------------------------------------------- validation
+GOOD_ENV = """
+[[env]]
+id = "hint_envs/PlanarQuadrotor-v0"
+policies = ["hint"]
+sigmas = [0.1]
+num_demos = [1]
+seeds = [0]
+"""
+
+
+def _suite(tmp_path: Path, text: str) -> Path:
+    path = tmp_path / "suite.toml"
+    path.write_text(text)
+    return path
+
+
+@pytest.mark.parametrize(
+    ("text", "message"),
+    [
+        (GOOD_ENV.replace("PlanarQuadrotor-v0", "Nope-v0"), r"unknown env id 'hint_envs/Nope-v0'"),
+        (GOOD_ENV.replace('["hint"]', '["hint", "ppo"]'), r"unknown policy 'ppo'"),
+        ('colour = "red"\n' + GOOD_ENV, r"unknown key 'colour'"),
+        (
+            GOOD_ENV + "horizon = 8\n",
+            r"env\[0\] \(hint_envs/PlanarQuadrotor-v0\): unknown key 'horizon'",
+        ),
+        (GOOD_ENV + "[env.policy]\nwidth = 8\n", r"\[policy\]: unknown key 'width'"),
+        (GOOD_ENV + "[env.policy]\nsigma = 0.2\n", r"\[policy\]: unknown key 'sigma'"),
+        (GOOD_ENV + "[env.policy]\ndenoiser = 'cnn'\n", r"\[policy\]: unknown denoiser 'cnn'"),
+        (GOOD_ENV + "[env.train]\nsteps = 0\n", r"\[train\]: steps must be a positive integer"),
+        (GOOD_ENV + "[env.train]\nnum_threads = 4\n", r"\[train\]: unknown key 'num_threads'"),
+        (GOOD_ENV + "[env.eval]\nepisodes = '20'\n", r"\[eval\]: episodes must be an integer"),
+        (GOOD_ENV.replace("sigmas = [0.1]", "sigmas = 0.1"), r"sigmas must be a non-empty list"),
+        (GOOD_ENV.replace("sigmas = [0.1]", "sigmas = [-0.1]"), r"sigmas must be numbers >= 0"),
+        (GOOD_ENV.replace("seeds = [0]", "seeds = [0.5]"), r"seeds entry must be an integer"),
+        (GOOD_ENV.replace("num_demos = [1]", "num_demos = [0]"), r"num_demos entry must be >= 1"),
+        (GOOD_ENV.replace("seeds = [0]", "seeds = [0, 0]"), r"seeds lists a value twice"),
+        (GOOD_ENV.replace("seeds = [0]", "seeds = [500]"), r"overlapping the evaluation seeds"),
+        (GOOD_ENV.replace("seeds = [0]", ""), r"missing key 'seeds'"),
+        (GOOD_ENV + 'metric = "coverage"\n', r"unknown metric 'coverage'"),
+        (GOOD_ENV + GOOD_ENV, r"more than one \[\[env\]\] block"),
+        ('name = "x"\n', r"has no \[\[env\]\] blocks"),
+        ("name = [\n", r"is not valid TOML"),
+    ],
+)
+def test_bad_suites_are_rejected_naming_the_entry(tmp_path: Path, text: str, message: str) -> None:
+    with pytest.raises(SuiteError, match=message):
+        load_suite(_suite(tmp_path, text))
+
+
+def test_unavailable_baseline_is_rejected_with_the_reason(tmp_path: Path) -> None:
+    for name in POLICIES:
+        reason = policy_available(name)
+        if reason is not None:
+            with pytest.raises(SuiteError, match=f"policy '{name}'"):
+                load_suite(_suite(tmp_path, GOOD_ENV.replace('"hint"', f'"{name}"')))
+
+
+def test_bad_suite_stops_the_script_before_any_run(tmp_path: Path) -> None:
+    suite = _suite(tmp_path, GOOD_ENV.replace('["hint"]', '["hint", "ppo"]'))
+    result = subprocess.run(
+        [sys.executable, str(SCRIPT), "--suite", str(suite), "--out", str(tmp_path / "out")],
+        capture_output=True,
+        text=True,
+        env=_env(),
+        timeout=120,
+    )
+    assert result.returncode != 0
+    assert "unknown policy 'ppo'" in result.stderr
+    assert not (tmp_path / "out").exists()
+
+
+def _missing_simulator() -> gym.Env:
+    raise gym.error.DependencyNotInstalled("needs the fake simulator: pip install -e '.[fake]'")
+
+
+def test_env_without_simulator_is_rejected_unless_left_out(tmp_path: Path) -> None:
+    env_id = "hint_envs/FakeSimulator-v0"
+    gym.register(env_id, entry_point=_missing_simulator)
+    try:
+        text = GOOD_ENV + GOOD_ENV.replace("PlanarQuadrotor-v0", "FakeSimulator-v0")
+        path = _suite(tmp_path, text)
+        message = r"env\[1\] \(hint_envs/FakeSimulator-v0\).*\.\[fake\]"
+        with pytest.raises(SuiteError, match=message):
+            load_suite(path)
+        suite = load_suite(path, only=["PlanarQuadrotor-v0"])
+        assert [block.env_id for block in suite.envs] == ["hint_envs/PlanarQuadrotor-v0"]
+        with pytest.raises(SuiteError, match=r"--only \['Pendulum'\] matches no env"):
+            load_suite(path, only=["Pendulum"])
+    finally:
+        del gym.registry[env_id]
+
+
+# ----------------------------------------------------------------------------- expansion
+def test_runs_sharing_a_trained_model_share_a_job(tmp_path: Path) -> None:
+    policies = '["hint", "ddpm_train_noise", "ddpm_no_gains", "ddpm_no_noise"]'
+    text = GOOD_ENV.replace('["hint"]', policies)
+    text = text.replace("sigmas = [0.1]", "sigmas = [0.0, 0.1]")
+    jobs = expand(load_suite(_suite(tmp_path, text)))
+    runs = [run for job in jobs for run in job.runs]
+    # ddpm_no_noise ignores sigma: once; the others once per sigma
+    assert len(runs) == 3 * 2 + 1
+    assert len({run.record_path for run in runs}) == len(runs)
+    groups = sorted(sorted((r.policy, r.sigma) for r in job.runs) for job in jobs)
+    assert groups == [
+        [("ddpm_no_gains", 0.0)],
+        [("ddpm_no_gains", 0.1)],
+        [("ddpm_no_noise", 0.0), ("ddpm_train_noise", 0.0), ("hint", 0.0)],
+        [("ddpm_train_noise", 0.1), ("hint", 0.1)],
+    ]
+    for job in jobs:
+        assert len({(r.train_seed, r.sample_seed, r.demo_first_seed) for r in job.runs}) == 1
+    by_policy = {(r.policy, r.sigma): r for r in runs}
+    assert by_policy[("ddpm_train_noise", 0.1)].test_sigma == 0.0
+    assert by_policy[("hint", 0.1)].test_sigma == 0.1
+    assert by_policy[("ddpm_no_gains", 0.1)].gains is False
+
+
+def test_changing_a_setting_changes_the_record_file(tmp_path: Path) -> None:
+    first = expand(load_suite(_suite(tmp_path, GOOD_ENV)))[0].spec
+    changed = _suite(tmp_path, GOOD_ENV + "[env.train]\nsteps = 7\n")
+    second = expand(load_suite(changed))[0].spec
+    assert first.name == second.name
+    assert first.record_path != second.record_path
+
+
+# ----------------------------------------------------------------------------- records
+def test_records_are_written_atomically_and_bad_ones_ignored(tmp_path: Path) -> None:
+    path = tmp_path / "records" / "a.json"
+    write_record(path, {"config": {}, "metrics": {"x": float("nan")}})
+    assert json.loads(path.read_text()) == {"config": {}, "metrics": {"x": None}}
+    assert [p.name for p in path.parent.iterdir()] == ["a.json"]
+    path.write_text('{"config": {}, "metr')  # what a non-atomic writer could leave
+    assert read_record(path) is None
+    assert read_record(tmp_path / "missing.json") is None

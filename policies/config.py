@@ -1,9 +1,11 @@
-"""Validated configuration of the DDPM chunking policy and of its training.
+"""Validated configuration of the policies and of their training.
 
-:class:`DDPMPolicyConfig` says *what* the policy is (horizons, denoiser, noise schedule,
-replica-noise level); :class:`TrainConfig` says *how* it is trained (optimiser, steps,
-batch size, checkpoints). Both reject bad values in ``__post_init__`` with a message that
-shows what they got, and round-trip through JSON with ``to_dict`` / ``from_dict``.
+:class:`DDPMPolicyConfig` says *what* the DDPM chunking policy is (horizons, denoiser,
+noise schedule, replica-noise level); :class:`MLPBCConfig` and :class:`DiffusionBCConfig`
+say what the two baselines of :mod:`policies.baselines` are; :class:`TrainConfig` says
+*how* any of them is trained (optimiser, steps, batch size, checkpoints). All reject bad
+values in ``__post_init__`` with a message that shows what they got, and round-trip
+through JSON with ``to_dict`` / ``from_dict``.
 """
 
 from __future__ import annotations
@@ -13,14 +15,24 @@ import re
 from dataclasses import asdict, dataclass, fields
 from typing import Any, TypeVar
 
-__all__ = ["DDPMPolicyConfig", "TrainConfig", "DENOISERS", "SCHEDULERS"]
+__all__ = [
+    "DDPMPolicyConfig",
+    "DiffusionBCConfig",
+    "MLPBCConfig",
+    "TrainConfig",
+    "BETA_SCHEDULES",
+    "DENOISERS",
+    "SCHEDULERS",
+]
 
 #: Denoiser networks: a 1-D temporal conditional U-Net (Diffusion Policy) or a residual MLP.
 DENOISERS = ("unet1d", "mlp")
 #: Samplers: ancestral DDPM or deterministic DDIM (eta = 0), both from ``diffusers``.
 SCHEDULERS = ("ddpm", "ddim")
+#: ``diffusers`` beta schedules the configurations accept.
+BETA_SCHEDULES = ("linear", "scaled_linear", "squaredcos_cap_v2")
 
-_C = TypeVar("_C", "DDPMPolicyConfig", "TrainConfig")
+_C = TypeVar("_C")
 
 
 def _positive_int(name: str, value: Any) -> None:
@@ -180,10 +192,9 @@ class DDPMPolicyConfig:
                     f"inference_steps ({self.inference_steps}) must be <= diffusion_steps "
                     f"({self.diffusion_steps})"
                 )
-        if self.beta_schedule not in ("linear", "scaled_linear", "squaredcos_cap_v2"):
+        if self.beta_schedule not in BETA_SCHEDULES:
             raise ValueError(
-                f"unknown beta_schedule {self.beta_schedule!r}; choose one of "
-                "('linear', 'scaled_linear', 'squaredcos_cap_v2')"
+                f"unknown beta_schedule {self.beta_schedule!r}; choose one of {BETA_SCHEDULES}"
             )
         self.ema_power = _finite("ema_power", self.ema_power, low=0.0)
         self.ema_inv_gamma = _finite("ema_inv_gamma", self.ema_inv_gamma)
@@ -228,6 +239,138 @@ class DDPMPolicyConfig:
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> DDPMPolicyConfig:
+        """Inverse of :meth:`to_dict`; unknown keys raise ``ValueError``."""
+        return _from_dict(cls, data)
+
+
+def _check_chunking(config: Any) -> None:
+    """The horizon, noising and ``gains`` checks every policy configuration shares."""
+    for name in ("obs_horizon", "horizon", "chunk_length", "n_aug"):
+        _positive_int(name, getattr(config, name))
+    if config.chunk_length > config.horizon:
+        raise ValueError(
+            f"chunk_length (executed controllers, {config.chunk_length}) must be <= horizon "
+            f"(predicted controllers, {config.horizon})"
+        )
+    if not isinstance(config.gains, bool):
+        raise ValueError(f"gains must be True or False, got {config.gains!r}")
+    config.sigma = _finite("sigma (noise level in normalised units)", config.sigma, low=0.0)
+
+
+@dataclass
+class _BCConfig:
+    """Fields shared by the two baselines (see :class:`MLPBCConfig`)."""
+
+    obs_horizon: int = 2
+    horizon: int = 16
+    chunk_length: int = 8
+    gains: bool = True
+    widths: tuple[int, ...] = (256, 256, 256)
+    sigma: float = 0.0
+    n_aug: int = 1
+
+    def __post_init__(self) -> None:
+        _check_chunking(self)
+        self.widths = _int_tuple("widths", self.widths)
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON-ready dict (tuples become lists)."""
+        data = asdict(self)
+        for key, value in data.items():
+            if isinstance(value, tuple):
+                data[key] = list(value)
+        return data
+
+
+@dataclass
+class MLPBCConfig(_BCConfig):
+    """What the MLP behaviour-cloning baseline is (:class:`policies.baselines.MLPBCPolicy`).
+
+    A deterministic MLP maps the normalised, flattened observation chunk to the normalised
+    chunk of ``horizon`` controllers; the first ``chunk_length`` are executed (as for the
+    DDPM policy, so both train on the same :class:`~hint_envs.data.chunks.ChunkDataset`;
+    ``horizon = chunk_length`` predicts exactly the executed controllers). Timeline with
+    ``obs_horizon = 2``, ``horizon = 16``, ``chunk_length = 8``::
+
+        step:      t-1  t   t+1 ...  t+7  t+8 ... t+14
+        observed:  |o|  |o|
+        executed:       |a| |a| ...  |a|
+        predicted:      |p| |p| ...  |p|  |p| ...  |p|
+
+    Attributes:
+        obs_horizon: tau_obs, observation frames the policy sees.
+        horizon: controllers the MLP predicts (its output is ``horizon * controller_size``
+            floats), trained with MSE on all of them.
+        chunk_length: tau_chunk, controllers executed per decision (``<= horizon``).
+        gains: controllers are ``(u_bar, x_bar, K)`` (True) or just ``u_bar``.
+        widths: hidden-layer sizes of the MLP (Linear + Mish each).
+        sigma: data noise on the training observation chunks, in normalised units
+            (Algorithm 1 of the HINT paper, as for the DDPM policy; 0: clean data).
+        n_aug: noised copies of every training sample when ``sigma > 0``.
+    """
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> MLPBCConfig:
+        """Inverse of :meth:`to_dict`; unknown keys raise ``ValueError``."""
+        return _from_dict(cls, data)
+
+
+@dataclass
+class DiffusionBCConfig(_BCConfig):
+    """What Diffusion-model-augmented BC is (:class:`policies.baselines.DiffusionBCPolicy`).
+
+    Chen et al., "Diffusion Model-Augmented Behavioral Cloning" (arXiv 2302.13335): the
+    same deterministic MLP policy as :class:`MLPBCConfig` (all its fields mean the same),
+    trained with ``BC MSE + dm_weight * L_DM`` after a diffusion model of the joint
+    (observation chunk, controller chunk) distribution has been trained and frozen.
+
+    Attributes:
+        dm_weight: lambda, the weight of the diffusion-model loss L_DM (0 gives plain BC;
+            1.0, the default, weighs the two terms equally).
+        expert_normalization: L_DM is ``max(0, L_diff(o, pi(o)) - L_diff(o, a))``, the
+            policy's denoising loss minus the expert's (True, the paper's method), or
+            ``L_diff(o, pi(o))`` alone (False, the paper's ablation).
+        diffusion_widths: hidden sizes of the diffusion model's MLP layers
+            (:class:`~policies.networks.JointMLPDenoiser`; keep them near or above the
+            joint size ``obs_horizon * d_obs + horizon * controller_size``, 332 for the
+            quadrotor with gains).
+        step_embed_dim: size of its sinusoidal diffusion-step embedding (even, ``>= 4``).
+        diffusion_steps: diffusion steps of its noise schedule (``diffusers``'
+            ``DDPMScheduler``).
+        beta_schedule: the ``diffusers`` beta schedule.
+        diffusion_train_steps: gradient steps of the diffusion model before the policy is
+            trained (None: ``TrainConfig.steps``, the policy's own).
+    """
+
+    dm_weight: float = 1.0
+    expert_normalization: bool = True
+    diffusion_widths: tuple[int, ...] = (384, 384)
+    step_embed_dim: int = 64
+    diffusion_steps: int = 100
+    beta_schedule: str = "squaredcos_cap_v2"
+    diffusion_train_steps: int | None = None
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        self.dm_weight = _finite("dm_weight (lambda)", self.dm_weight, low=0.0)
+        if not isinstance(self.expert_normalization, bool):
+            raise ValueError(
+                f"expert_normalization must be True or False, got {self.expert_normalization!r}"
+            )
+        self.diffusion_widths = _int_tuple("diffusion_widths", self.diffusion_widths)
+        _positive_int("step_embed_dim", self.step_embed_dim)
+        if self.step_embed_dim % 2 or self.step_embed_dim < 4:
+            raise ValueError(f"step_embed_dim must be even and >= 4, got {self.step_embed_dim}")
+        _positive_int("diffusion_steps", self.diffusion_steps)
+        if self.beta_schedule not in BETA_SCHEDULES:
+            raise ValueError(
+                f"unknown beta_schedule {self.beta_schedule!r}; choose one of {BETA_SCHEDULES}"
+            )
+        if self.diffusion_train_steps is not None:
+            _positive_int("diffusion_train_steps", self.diffusion_train_steps)
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> DiffusionBCConfig:
         """Inverse of :meth:`to_dict`; unknown keys raise ``ValueError``."""
         return _from_dict(cls, data)
 

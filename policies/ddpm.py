@@ -25,16 +25,16 @@ from __future__ import annotations
 
 import copy
 import logging
-from typing import Any
+from typing import Any, ClassVar
 
 import gymnasium as gym
 import numpy as np
 import torch
 import torch.nn.functional as F
-from stable_baselines3.common.policies import BasePolicy
 
 from hint_envs.core import CompositeActionLayout
 from hint_envs.data.normalization import NormalizationStats
+from policies.base import ChunkPolicyBase
 from policies.config import DDPMPolicyConfig
 from policies.networks import ConditionalUnet1D, Denoiser, MLPDenoiser, count_parameters
 from policies.sampling import DiffusionSampler
@@ -70,7 +70,7 @@ def build_denoiser(config: DDPMPolicyConfig, controller_size: int, obs_size: int
     )
 
 
-class DDPMChunkingPolicy(BasePolicy):
+class DDPMChunkingPolicy(ChunkPolicyBase):
     """Diffusion policy over chunks of primitive controllers (HINT), as an SB3 policy.
 
     ``predict(obs, state=None, episode_start=None, deterministic=False)`` (SB3's) maps an
@@ -104,6 +104,8 @@ class DDPMChunkingPolicy(BasePolicy):
         ValueError: spaces that do not match ``config`` and ``stats``.
     """
 
+    config_class: ClassVar[type[DDPMPolicyConfig]] = DDPMPolicyConfig
+
     def __init__(
         self,
         observation_space: gym.spaces.Space,
@@ -114,30 +116,10 @@ class DDPMChunkingPolicy(BasePolicy):
         env_id: str | None = None,
         layout: CompositeActionLayout | None = None,
     ):
-        if not isinstance(config, DDPMPolicyConfig):
-            raise TypeError(f"config must be a DDPMPolicyConfig, got {type(config).__name__}")
-        if not isinstance(stats, NormalizationStats):
-            raise TypeError(f"stats must be a NormalizationStats, got {type(stats).__name__}")
-        super().__init__(observation_space, action_space, normalize_images=False)
-        d_obs, controller_size = stats.obs.dim, stats.action.dim
-        self._check_spaces(observation_space, action_space, config, d_obs, controller_size)
-        if layout is not None:
-            if layout.controller_size != controller_size or layout.gains != config.gains:
-                raise ValueError(
-                    f"layout {layout} (controller_size {layout.controller_size}, gains "
-                    f"{layout.gains}) does not match the statistics' controller size "
-                    f"{controller_size} and config.gains={config.gains}"
-                )
-            layout = CompositeActionLayout(
-                layout.d_u, layout.d_x, config.chunk_length, layout.gains
-            )
-        self.config = config
-        self.stats = stats
-        self.env_id = env_id
-        self.layout = layout
-        self.d_obs = d_obs
-        self.controller_size = controller_size
-
+        super().__init__(
+            observation_space, action_space, config, stats, env_id=env_id, layout=layout
+        )
+        d_obs, controller_size = self.d_obs, self.controller_size
         self.denoiser = build_denoiser(config, controller_size, config.obs_horizon * d_obs)
         self.ema_denoiser: Denoiser | None = None
         if config.ema:
@@ -145,11 +127,6 @@ class DDPMChunkingPolicy(BasePolicy):
             self.ema_denoiser.requires_grad_(False)
             self.ema_denoiser.eval()
         self.register_buffer("ema_updates", torch.zeros((), dtype=torch.long))
-        f64 = dict(dtype=torch.float64)
-        self.register_buffer("obs_center", torch.as_tensor(stats.obs.center, **f64))
-        self.register_buffer("obs_scale", torch.as_tensor(stats.obs.noise_scale, **f64))
-        self.register_buffer("action_center", torch.as_tensor(stats.action.center, **f64))
-        self.register_buffer("action_scale", torch.as_tensor(stats.action.noise_scale, **f64))
 
         self.sampler = DiffusionSampler(
             config.scheduler,
@@ -171,36 +148,6 @@ class DDPMChunkingPolicy(BasePolicy):
             config.num_inference_steps,
         )
 
-    @staticmethod
-    def _check_spaces(
-        observation_space: gym.spaces.Space,
-        action_space: gym.spaces.Space,
-        config: DDPMPolicyConfig,
-        d_obs: int,
-        controller_size: int,
-    ) -> None:
-        if not isinstance(observation_space, gym.spaces.Box):
-            raise ValueError(f"observation space must be a Box, got {observation_space}")
-        if not isinstance(action_space, gym.spaces.Box):
-            raise ValueError(f"action space must be a Box, got {action_space}")
-        expected_obs = (config.obs_horizon, d_obs)
-        if tuple(observation_space.shape) != expected_obs:
-            raise ValueError(
-                f"observation space shape {observation_space.shape} does not match the policy: "
-                f"expected {expected_obs} = (config.obs_horizon={config.obs_horizon}, d_obs="
-                f"{d_obs} from the normalisation statistics); wrap the env in "
-                f"PrimitiveControllerWrapper(env, obs_horizon={config.obs_horizon}, ...)"
-            )
-        expected_action = (config.chunk_length * controller_size,)
-        if tuple(action_space.shape) != expected_action:
-            raise ValueError(
-                f"action space shape {action_space.shape} does not match the policy: expected "
-                f"{expected_action} = config.chunk_length={config.chunk_length} controllers x "
-                f"{controller_size} floats (gains={config.gains}); wrap the env in "
-                f"PrimitiveControllerWrapper(env, chunk_length={config.chunk_length}, "
-                f"gains={config.gains})"
-            )
-
     # ------------------------------------------------------------------ randomness
     def seed(self, seed: int) -> None:
         """Reseed the generator that stochastic sampling (``deterministic=False``) uses."""
@@ -215,26 +162,6 @@ class DDPMChunkingPolicy(BasePolicy):
         if self._generator is None or self._generator.device != self.device:
             self._generator = torch.Generator(device=self.device).manual_seed(self._seed)
         return self._generator
-
-    # ------------------------------------------------------------------ normalisation
-    @property
-    def noise_scale(self) -> np.ndarray:
-        """``(d_obs,)`` raw units per normalised unit, the ``scale`` of ReplicaNoiseWrapper."""
-        return self.stats.obs.noise_scale.copy()
-
-    def normalize_obs(self, obs: torch.Tensor) -> torch.Tensor:
-        """Raw ``(B, T_obs, D_obs)`` -> normalised, flattened ``(B, T_obs * D_obs)`` float32."""
-        obs = obs.to(torch.float64)
-        return ((obs - self.obs_center) / self.obs_scale).flatten(1).to(torch.float32)
-
-    def normalize_action(self, action: torch.Tensor) -> torch.Tensor:
-        """Raw ``(B, H, D_ctrl)`` -> normalised ``(B, H, D_ctrl)`` float32."""
-        action = action.to(torch.float64)
-        return ((action - self.action_center) / self.action_scale).to(torch.float32)
-
-    def unnormalize_action(self, action: torch.Tensor) -> torch.Tensor:
-        """Normalised ``(B, H, D_ctrl)`` -> raw ``(B, H, D_ctrl)`` float64."""
-        return action.to(torch.float64) * self.action_scale + self.action_center
 
     # ------------------------------------------------------------------ training
     @property
@@ -286,12 +213,7 @@ class DDPMChunkingPolicy(BasePolicy):
         """
         obs = torch.as_tensor(obs)
         action = torch.as_tensor(action, device=self.device)
-        expected = (self.config.horizon, self.controller_size)
-        if action.dim() != 3 or tuple(action.shape[1:]) != expected:
-            raise ValueError(
-                f"action batch must have shape (B, {expected[0]}, {expected[1]}), "
-                f"got {tuple(action.shape)}"
-            )
+        self._check_action_chunk(action, self.config.horizon)
         obs = self._check_obs(obs)
         return self.normalized_loss(
             self.normalize_obs(obs), self.normalize_action(action), generator
@@ -322,19 +244,6 @@ class DDPMChunkingPolicy(BasePolicy):
         return decay
 
     # ------------------------------------------------------------------ sampling
-    def _check_obs(self, obs: torch.Tensor) -> torch.Tensor:
-        expected = (self.config.obs_horizon, self.d_obs)
-        if obs.dim() == 2 and tuple(obs.shape) == expected:
-            obs = obs.unsqueeze(0)
-        if obs.dim() != 3 or tuple(obs.shape[1:]) != expected:
-            raise ValueError(
-                f"observation batch must have shape (B, {expected[0]}, {expected[1]}), "
-                f"got {tuple(obs.shape)}"
-            )
-        if not torch.is_floating_point(obs):
-            obs = obs.to(torch.float64)
-        return obs.to(self.device)
-
     def sample_chunk(
         self,
         observation: torch.Tensor | np.ndarray,
@@ -400,24 +309,3 @@ class DDPMChunkingPolicy(BasePolicy):
     def forward(self, observation: torch.Tensor, deterministic: bool = False) -> torch.Tensor:
         """Same as :meth:`_predict` (composite actions, not clipped)."""
         return self._predict(observation, deterministic)
-
-    # ------------------------------------------------------------------ persistence
-    def _get_constructor_parameters(self) -> dict[str, Any]:
-        data = super()._get_constructor_parameters()
-        data.pop("normalize_images", None)
-        data.update(config=self.config, stats=self.stats, env_id=self.env_id, layout=self.layout)
-        return data
-
-    def save(self, path: str) -> None:
-        """Save to the directory ``path`` (JSON + safetensors, no pickle); see
-        :func:`policies.serialization.save_policy`."""
-        from policies.serialization import save_policy
-
-        save_policy(self, path)
-
-    @classmethod
-    def load(cls, path: str, device: Any = "cpu", env: gym.Env | None = None) -> DDPMChunkingPolicy:
-        """Load from the directory ``path``; see :func:`policies.serialization.load_policy`."""
-        from policies.serialization import load_policy
-
-        return load_policy(path, env=env, device=device)

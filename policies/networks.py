@@ -1,4 +1,5 @@
-"""Denoisers of the DDPM chunking policy: a 1-D temporal conditional U-Net and a residual MLP.
+"""Denoisers of the DDPM chunking policy: a 1-D temporal conditional U-Net and a residual MLP
+(and, for Diffusion-model-augmented BC, an unconditional residual MLP over joint vectors).
 
 Both predict the noise ``eps`` added to a normalised chunk of primitive controllers::
 
@@ -29,6 +30,7 @@ from torch import nn
 __all__ = [
     "Denoiser",
     "ConditionalUnet1D",
+    "JointMLPDenoiser",
     "MLPDenoiser",
     "SinusoidalStepEmbedding",
     "count_parameters",
@@ -374,3 +376,54 @@ class MLPDenoiser(Denoiser):
         for block, block_film in zip(self.blocks, parts[1:], strict=True):
             h = block(h, block_film)
         return self.output(mish(self.out_norm(h))).view_as(sample)
+
+
+class JointMLPDenoiser(nn.Module):
+    """Unconditional MLP denoiser over flat vectors (Diffusion-model-augmented BC).
+
+    It models a *joint* distribution, e.g. of ``x = [observation chunk, controller chunk]``
+    (both normalised and flattened), by predicting the noise added to the whole vector::
+
+        e = step_encoder(t)                            sinusoidal -> Linear -> Mish -> Linear
+        h_0 = x
+        h_k = Mish(LN(W_k h_{k-1} + b_k(e))) (+ h_{k-1} when the widths agree)
+        eps = W_out h_K                                (zero-initialised: predicts no noise)
+
+    with a per-layer bias ``b_k(e)`` from the diffusion-step feature (one linear map for
+    all layers). It always uses ``torch.nn.functional.mish`` (not the closed form
+    :func:`mish` takes without autograd), so a forward pass gives the same numbers with and
+    without gradients: DBC compares the denoising losses of two such passes. Keep the
+    first width near ``dim`` or above.
+
+    Shapes: ``sample (B, D)``, ``t (B,)`` long -> ``(B, D)``.
+    """
+
+    def __init__(self, dim: int, widths: tuple[int, ...] = (512, 512), step_embed_dim: int = 64):
+        super().__init__()
+        self.dim = dim
+        self.widths = list(widths)
+        self.step_encoder = nn.Sequential(
+            SinusoidalStepEmbedding(step_embed_dim),
+            nn.Linear(step_embed_dim, 4 * step_embed_dim),
+            nn.Mish(),
+            nn.Linear(4 * step_embed_dim, step_embed_dim),
+            nn.Mish(),
+        )
+        sizes = [dim, *widths]
+        self.layers = nn.ModuleList(
+            [nn.Linear(i, o) for i, o in zip(sizes[:-1], sizes[1:], strict=True)]
+        )
+        self.norms = nn.ModuleList([nn.LayerNorm(o) for o in widths])
+        self.step_bias = nn.Linear(step_embed_dim, sum(widths))
+        self.output = nn.Linear(widths[-1], dim)
+        nn.init.zeros_(self.output.weight)
+        nn.init.zeros_(self.output.bias)
+
+    def forward(self, sample: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
+        """Predict the noise: ``sample (B, D)``, ``t (B,)`` long -> ``(B, D)``."""
+        biases = self.step_bias(self.step_encoder(t)).split(self.widths, dim=-1)
+        h = sample
+        for layer, norm, bias in zip(self.layers, self.norms, biases, strict=True):
+            y = F.mish(norm(layer(h) + bias))
+            h = y + h if y.shape == h.shape else y
+        return self.output(h)

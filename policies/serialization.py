@@ -1,14 +1,20 @@
-"""Save and load a :class:`~policies.ddpm.DDPMChunkingPolicy` without pickle.
+"""Save and load the policies of :mod:`policies` without pickle.
 
-A saved policy is a directory with two files:
+:class:`~policies.ddpm.DDPMChunkingPolicy` and the baselines
+:class:`~policies.baselines.MLPBCPolicy` and :class:`~policies.baselines.DiffusionBCPolicy`
+are saved alike. A saved policy is a directory with two files:
 
 ``config.json``
-    format tag, ``hint_envs`` version, the policy config, normalisation statistics,
+    format tag (one per policy class, :data:`FORMATS`), the policy class name,
+    ``hint_envs`` and torch versions, the policy config, normalisation statistics,
     observation and action spaces (shape, bounds, dtype), env id, composite-action
-    layout, and the SHA-256 of the weights file.
+    layout, and the SHA-256 of the weights file. :func:`load_policy` rebuilds the class
+    the format names.
 ``model.safetensors``
-    every tensor of the policy's ``state_dict``: raw weights (``denoiser.*``), EMA
-    weights (``ema_denoiser.*``) and the normaliser buffers.
+    every tensor of the policy's ``state_dict``: for the DDPM policy raw weights
+    (``denoiser.*``), EMA weights (``ema_denoiser.*``); for the baselines the MLP
+    (``mlp.*``) and, for DBC, the diffusion model (``diffusion.*``); and the normaliser
+    buffers.
 
 Each file is written to a temporary name and renamed into place (atomic on POSIX), the
 weights first, so a reader never sees a config that points at half-written weights.
@@ -18,6 +24,7 @@ Reloading gives bit-identical actions for a fixed seed.
 from __future__ import annotations
 
 import hashlib
+import importlib
 import json
 import math
 import os
@@ -35,13 +42,31 @@ from safetensors.torch import save as save_safetensors
 import hint_envs
 from hint_envs.core import CompositeActionLayout
 from hint_envs.data.normalization import NormalizationStats
-from policies.config import DDPMPolicyConfig
-from policies.ddpm import DDPMChunkingPolicy
+from policies.base import ChunkPolicyBase
 
-__all__ = ["save_policy", "load_policy", "atomic_write_bytes", "atomic_write_json", "FORMAT"]
+__all__ = [
+    "save_policy",
+    "load_policy",
+    "atomic_write_bytes",
+    "atomic_write_json",
+    "FORMAT",
+    "FORMATS",
+]
 
-#: Format tag written into ``config.json``.
+#: Format tag of a saved DDPM chunking policy.
 FORMAT = "hint_envs.policies.DDPMChunkingPolicy/1"
+#: Format tag written into ``config.json``, by policy class name.
+FORMATS = {
+    "DDPMChunkingPolicy": FORMAT,
+    "MLPBCPolicy": "hint_envs.policies.MLPBCPolicy/1",
+    "DiffusionBCPolicy": "hint_envs.policies.DiffusionBCPolicy/1",
+}
+#: Module of each policy class (imported when a policy of that class is loaded).
+_MODULES = {
+    "DDPMChunkingPolicy": "policies.ddpm",
+    "MLPBCPolicy": "policies.baselines",
+    "DiffusionBCPolicy": "policies.baselines",
+}
 CONFIG_FILE = "config.json"
 WEIGHTS_FILE = "model.safetensors"
 
@@ -101,26 +126,38 @@ def _box_from_dict(data: dict[str, Any]) -> gym.spaces.Box:
     return gym.spaces.Box(low, high, shape=shape, dtype=np.dtype(data["dtype"]))
 
 
-def _state_dict(policy: DDPMChunkingPolicy) -> dict[str, torch.Tensor]:
+def _state_dict(policy: ChunkPolicyBase) -> dict[str, torch.Tensor]:
     return {k: v.detach().cpu().contiguous().clone() for k, v in policy.state_dict().items()}
 
 
-def save_policy(policy: DDPMChunkingPolicy, directory: str | os.PathLike) -> Path:
+def _policy_class(name: str) -> type[ChunkPolicyBase]:
+    return getattr(importlib.import_module(_MODULES[name]), name)
+
+
+def save_policy(policy: ChunkPolicyBase, directory: str | os.PathLike) -> Path:
     """Write ``policy`` into ``directory`` (created if needed) as JSON + safetensors.
+
+    Args:
+        policy: a :class:`~policies.ddpm.DDPMChunkingPolicy`,
+            :class:`~policies.baselines.MLPBCPolicy` or
+            :class:`~policies.baselines.DiffusionBCPolicy`.
+        directory: where to write ``config.json`` and ``model.safetensors``.
 
     Returns:
         the directory.
     """
-    if not isinstance(policy, DDPMChunkingPolicy):
-        raise TypeError(f"save_policy needs a DDPMChunkingPolicy, got {type(policy).__name__}")
+    name = type(policy).__name__
+    if name not in FORMATS or type(policy) is not _policy_class(name):
+        raise TypeError(f"save_policy needs one of {sorted(FORMATS)}, got {type(policy).__name__}")
     directory = Path(directory)
     directory.mkdir(parents=True, exist_ok=True)
     weights_path = directory / WEIGHTS_FILE
-    weights = save_safetensors(_state_dict(policy), metadata={"format": FORMAT})
+    weights = save_safetensors(_state_dict(policy), metadata={"format": FORMATS[name]})
     atomic_write_bytes(weights_path, weights)
     layout = policy.layout
     config = {
-        "format": FORMAT,
+        "format": FORMATS[name],
+        "policy_class": name,
         "hint_envs_version": hint_envs.__version__,
         "torch_version": torch.__version__,
         "env_id": policy.env_id,
@@ -150,9 +187,9 @@ def _read_config(directory: Path) -> dict[str, Any]:
         data = json.loads(path.read_text())
     except (json.JSONDecodeError, UnicodeDecodeError) as error:
         raise ValueError(f"{path} is not valid JSON ({error}); the file is corrupt") from None
-    if not isinstance(data, dict) or data.get("format") != FORMAT:
+    if not isinstance(data, dict) or data.get("format") not in FORMATS.values():
         got = data.get("format") if isinstance(data, dict) else type(data).__name__
-        raise ValueError(f"{path} has format {got!r}, expected {FORMAT!r}")
+        raise ValueError(f"{path} has format {got!r}, expected one of {sorted(FORMATS.values())}")
     return data
 
 
@@ -178,8 +215,8 @@ def _check_env(env: Any, observation_space: gym.spaces.Box, action_space: gym.sp
 
 def load_policy(
     directory: str | os.PathLike, env: Any = None, device: str | torch.device = "cpu"
-) -> DDPMChunkingPolicy:
-    """Load a policy written by :func:`save_policy`.
+) -> ChunkPolicyBase:
+    """Load a policy written by :func:`save_policy`, as the class its format names.
 
     Args:
         directory: the saved policy's directory.
@@ -188,7 +225,10 @@ def load_policy(
         device: torch device to put the policy on (``"auto"``: CUDA if available).
 
     Returns:
-        the policy in eval mode, sampling generator seeded with 0 (call ``seed``).
+        the policy (a :class:`~policies.ddpm.DDPMChunkingPolicy`,
+        :class:`~policies.baselines.MLPBCPolicy` or
+        :class:`~policies.baselines.DiffusionBCPolicy`) in eval mode; a DDPM policy's
+        sampling generator is seeded with 0 (call ``seed``).
 
     Raises:
         FileNotFoundError: missing directory or files.
@@ -197,8 +237,15 @@ def load_policy(
     """
     directory = Path(directory)
     data = _read_config(directory)
+    name = next(key for key, tag in FORMATS.items() if tag == data["format"])
+    if data.get("policy_class", name) != name:
+        raise ValueError(
+            f"{directory / CONFIG_FILE} names policy class {data['policy_class']!r} but has "
+            f"the format of a {name}; the file is corrupt"
+        )
+    policy_class = _policy_class(name)
     try:
-        config = DDPMPolicyConfig.from_dict(data["policy_config"])
+        config = policy_class.config_class.from_dict(data["policy_config"])
         stats = NormalizationStats.from_dict(data["stats"])
         observation_space = _box_from_dict(data["observation_space"])
         action_space = _box_from_dict(data["action_space"])
@@ -234,7 +281,7 @@ def load_policy(
         state = load_safetensors(raw)
     except (SafetensorError, ValueError) as error:
         raise ValueError(f"cannot read {weights_path}: {error}") from None
-    policy = DDPMChunkingPolicy(
+    policy = policy_class(
         observation_space,
         action_space,
         config,

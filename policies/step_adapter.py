@@ -20,7 +20,7 @@ import numpy as np
 
 from hint_envs.core import CompositeActionLayout, control_law
 from hint_envs.wrappers.replica_noise import add_replica_noise
-from policies.ddpm import DDPMChunkingPolicy
+from policies.base import ChunkPolicyBase
 
 __all__ = ["StepLevelPolicy", "infer_layout"]
 
@@ -57,7 +57,8 @@ class StepLevelPolicy:
     ``N``) clears environment ``i``'s history and queue.
 
     Args:
-        policy: a :class:`~policies.ddpm.DDPMChunkingPolicy` (or anything with
+        policy: a :class:`~policies.ddpm.DDPMChunkingPolicy`, a baseline of
+            :mod:`policies.baselines` (or anything with
             ``predict`` and the attributes ``config``, ``controller_size``, ``layout``).
         control_indices: indices of the control state in the observation.
         action_space: the environment's input Box; inputs are clipped to it (as the
@@ -76,7 +77,7 @@ class StepLevelPolicy:
 
     def __init__(
         self,
-        policy: DDPMChunkingPolicy,
+        policy: ChunkPolicyBase,
         control_indices: np.ndarray | list[int],
         action_space: gym.spaces.Box | None = None,
         sigma: float | None = None,

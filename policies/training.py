@@ -15,12 +15,16 @@ samples with). Everything random comes from the seed: weights are initialised un
 restored afterwards), batches, diffusion steps and diffusion noise from a local
 ``torch.Generator``, data noise from a ``numpy.random.Generator``; with the same seed,
 data, configs and thread count, two runs give bit-identical weights.
+
+The batching (:class:`_Batches`) and the gradient loop (:func:`_optimize`) are shared with
+the baselines' trainers in :mod:`policies.baselines`.
 """
 
 from __future__ import annotations
 
 import logging
 import time
+from collections.abc import Callable
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any, Protocol
@@ -57,8 +61,17 @@ class ChunkData(Protocol):
     env_id: str | None
 
 
+class ChunkConfig(Protocol):
+    """The chunking settings every policy configuration has (DDPM and baselines)."""
+
+    obs_horizon: int
+    horizon: int
+    chunk_length: int
+    gains: bool
+
+
 def chunk_env_spaces(
-    env_id: str | None, config: DDPMPolicyConfig, d_obs: int, controller_size: int
+    env_id: str | None, config: ChunkConfig, d_obs: int, controller_size: int
 ) -> tuple[gym.spaces.Box, gym.spaces.Box]:
     """The observation and action spaces of the chunk-level env the policy will act in.
 
@@ -124,7 +137,7 @@ def _torch_threads(num_threads: int | None):
         torch.set_num_threads(previous)
 
 
-def _check_dataset(dataset: ChunkData, config: DDPMPolicyConfig) -> None:
+def _check_dataset(dataset: ChunkData, config: ChunkConfig) -> None:
     obs, actions = np.asarray(dataset.observations), np.asarray(dataset.actions)
     if obs.ndim != 3 or actions.ndim != 3 or len(obs) != len(actions) or len(obs) == 0:
         raise ValueError(
@@ -151,6 +164,130 @@ def _check_dataset(dataset: ChunkData, config: DDPMPolicyConfig) -> None:
             f"dataset statistics (obs {dataset.stats.obs.dim}, action {dataset.stats.action.dim} "
             f"features) do not match its arrays {obs.shape}, {actions.shape}"
         )
+
+
+class _Batches:
+    """Minibatches of normalised (observation chunk, composite action) training pairs.
+
+    Algorithm 1 of the HINT paper: ``config.n_aug`` noised copies of every observation
+    chunk (noise ``config.sigma`` in normalised units, from ``rng``) are drawn once here,
+    each paired with its chunk's clean action; with ``train_config.resample_noise`` (and
+    ``sigma > 0``) every batch gets fresh noise instead. Batches walk through a random
+    permutation of the pairs (from ``generator``), redrawn when it runs out.
+
+    Attributes:
+        n_total: training pairs (windows times copies).
+        batch_size: pairs per batch (``train_config.batch_size``, at most ``n_total``).
+    """
+
+    def __init__(
+        self,
+        policy: Any,
+        obs_raw: np.ndarray,
+        actions_raw: np.ndarray,
+        config: Any,
+        train_config: TrainConfig,
+        generator: torch.Generator,
+        rng: np.random.Generator,
+        device: torch.device,
+    ):
+        self.policy, self.generator, self.rng, self.device = policy, generator, rng, device
+        self.obs_raw, self.sigma = obs_raw, config.sigma
+        self.scale = policy.stats.obs.noise_scale
+        self.num_windows = len(obs_raw)
+        with torch.no_grad():
+            self.actions = policy.normalize_action(torch.from_numpy(actions_raw).to(device))
+            self.observations: torch.Tensor | None
+            if train_config.resample_noise and config.sigma > 0:
+                self.observations = None
+                self.n_total = self.num_windows
+            else:
+                noised = noised_observations(obs_raw, config.sigma, config.n_aug, self.scale, rng)
+                self.observations = policy.normalize_obs(torch.from_numpy(noised).to(device))
+                self.n_total = len(self.observations)
+        self.batch_size = min(train_config.batch_size, self.n_total)
+        self._perm = torch.empty(0, dtype=torch.long, device=device)
+        self._cursor = 0
+
+    def next(self) -> tuple[torch.Tensor, torch.Tensor]:
+        """The next batch: ``obs (B, T_obs * D_obs)`` and ``action (B, H, D_ctrl)``, both
+        normalised float32."""
+        if self._cursor + self.batch_size > len(self._perm):
+            self._perm = torch.randperm(self.n_total, generator=self.generator, device=self.device)
+            self._cursor = 0
+        index = self._perm[self._cursor : self._cursor + self.batch_size]
+        self._cursor += self.batch_size
+        action_batch = self.actions[index % self.num_windows]
+        if self.observations is None:
+            raw = add_replica_noise(
+                self.obs_raw[index.cpu().numpy()], self.sigma, self.scale, self.rng
+            )
+            obs_batch = self.policy.normalize_obs(torch.from_numpy(raw).to(self.device))
+        else:
+            obs_batch = self.observations[index]
+        return obs_batch, action_batch
+
+
+def _optimize(
+    optimizer: torch.optim.Optimizer,
+    step_loss: Callable[[], tuple[torch.Tensor, dict[str, float]]],
+    train_config: TrainConfig,
+    steps: int,
+    desc: str,
+    progress: bool,
+    after_step: Callable[[], Any] | None = None,
+    checkpoint: Callable[[int], None] | None = None,
+) -> tuple[list[dict[str, float]], float]:
+    """The gradient loop every trainer of :mod:`policies` runs.
+
+    ``steps`` steps of: ``loss, extras = step_loss()``, backward, gradient-norm clipping
+    (``train_config.grad_clip``) of the optimiser's parameters, optimiser step, learning-rate
+    step (linear warm-up over ``train_config.warmup_steps``, then cosine decay to 0 at
+    ``steps``), ``after_step()``. Every ``train_config.log_every`` steps (and at the last)
+    the mean loss and mean of each ``extras`` entry are recorded; every
+    ``train_config.checkpoint_every`` steps but the last, ``checkpoint(step)``.
+
+    Returns:
+        the history, a list of ``{"step", "loss", "lr", **extras}``, and the seconds taken.
+    """
+    lr_schedule = get_cosine_schedule_with_warmup(optimizer, train_config.warmup_steps, steps)
+    parameters = [p for group in optimizer.param_groups for p in group["params"]]
+    history: list[dict[str, float]] = []
+    running: dict[str, float] = {}
+    count = 0
+    start = time.perf_counter()
+    bar = tqdm(range(1, steps + 1), desc=desc, disable=not progress)
+    for step in bar:
+        loss, extras = step_loss()
+        optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        if train_config.grad_clip is not None:
+            torch.nn.utils.clip_grad_norm_(parameters, train_config.grad_clip)
+        optimizer.step()
+        lr_schedule.step()
+        if after_step is not None:
+            after_step()
+
+        for key, value in (("loss", loss.item()), *extras.items()):
+            running[key] = running.get(key, 0.0) + value
+        count += 1
+        if step % train_config.log_every == 0 or step == steps:
+            entry = {"step": step, "loss": running.pop("loss") / count}
+            entry["lr"] = lr_schedule.get_last_lr()[0]
+            entry.update({key: total / count for key, total in running.items()})
+            history.append(entry)
+            bar.set_postfix(loss=f"{entry['loss']:.4f}")
+            running, count = {}, 0
+        if (
+            checkpoint is not None
+            and train_config.checkpoint_every
+            and step % train_config.checkpoint_every == 0
+            and step != steps
+        ):
+            checkpoint(step)
+    bar.close()
+    optimizer.zero_grad(set_to_none=True)  # the trained model keeps no stale gradients
+    return history, time.perf_counter() - start
 
 
 def train(
@@ -211,71 +348,34 @@ def train(
         policy.set_training_mode(True)
         generator = torch.Generator(device=device).manual_seed(seed)
         rng = np.random.default_rng(seed)
-        scale = stats.obs.noise_scale
-
-        with torch.no_grad():
-            actions = policy.normalize_action(torch.from_numpy(actions_raw).to(device))
-            if train_config.resample_noise and config.sigma > 0:
-                observations = None
-                n_total = M
-            else:
-                noised = noised_observations(obs_raw, config.sigma, config.n_aug, scale, rng)
-                observations = policy.normalize_obs(torch.from_numpy(noised).to(device))
-                n_total = len(observations)
-        batch_size = min(train_config.batch_size, n_total)
-
+        batches = _Batches(
+            policy, obs_raw, actions_raw, config, train_config, generator, rng, device
+        )
         optimizer = torch.optim.AdamW(
             policy.denoiser.parameters(),
             lr=train_config.lr,
             betas=train_config.betas,
             weight_decay=train_config.weight_decay,
         )
-        lr_schedule = get_cosine_schedule_with_warmup(
-            optimizer, train_config.warmup_steps, train_config.steps
-        )
-        history: list[dict[str, float]] = []
-        running, count = 0.0, 0
-        perm, cursor = torch.empty(0, dtype=torch.long, device=device), 0
-        start = time.perf_counter()
-        bar = tqdm(range(1, train_config.steps + 1), desc="train", disable=not progress)
-        for step in bar:
-            if cursor + batch_size > len(perm):
-                perm = torch.randperm(n_total, generator=generator, device=device)
-                cursor = 0
-            index = perm[cursor : cursor + batch_size]
-            cursor += batch_size
-            action_batch = actions[index % M]
-            if observations is None:
-                raw = add_replica_noise(obs_raw[index.cpu().numpy()], config.sigma, scale, rng)
-                obs_batch = policy.normalize_obs(torch.from_numpy(raw).to(device))
-            else:
-                obs_batch = observations[index]
 
-            loss = policy.normalized_loss(obs_batch, action_batch, generator)
-            optimizer.zero_grad(set_to_none=True)
-            loss.backward()
-            if train_config.grad_clip is not None:
-                torch.nn.utils.clip_grad_norm_(policy.denoiser.parameters(), train_config.grad_clip)
-            optimizer.step()
-            lr_schedule.step()
-            policy.update_ema()
+        def step_loss() -> tuple[torch.Tensor, dict[str, float]]:
+            return policy.normalized_loss(*batches.next(), generator), {}
 
-            running += loss.item()
-            count += 1
-            if step % train_config.log_every == 0 or step == train_config.steps:
-                entry = {"step": step, "loss": running / count, "lr": lr_schedule.get_last_lr()[0]}
-                history.append(entry)
-                bar.set_postfix(loss=f"{entry['loss']:.4f}")
-                running, count = 0.0, 0
-            if (
-                out_dir is not None
-                and train_config.checkpoint_every
-                and step % train_config.checkpoint_every == 0
-                and step != train_config.steps
-            ):
+        def checkpoint(step: int) -> None:
+            if out_dir is not None:
                 save_policy(policy, out_dir / "checkpoints" / f"step_{step:07d}")
-        bar.close()
-        elapsed = time.perf_counter() - start
+
+        history, elapsed = _optimize(
+            optimizer,
+            step_loss,
+            train_config,
+            train_config.steps,
+            desc="train",
+            progress=progress,
+            after_step=policy.update_ema,
+            checkpoint=checkpoint,
+        )
+        n_total = batches.n_total
 
     policy.set_training_mode(False)
     policy.train_history = history
@@ -299,11 +399,12 @@ def train(
 
 def _training_record(
     dataset: ChunkData,
-    config: DDPMPolicyConfig,
+    config: Any,
     train_config: TrainConfig,
     seed: int,
     history: list[dict[str, float]],
     elapsed: float,
+    **extra: Any,
 ) -> dict[str, Any]:
     demos = getattr(dataset, "demos", None)
     return {
@@ -316,4 +417,5 @@ def _training_record(
         "train_config": train_config.to_dict(),
         "seconds": elapsed,
         "history": history,
+        **extra,
     }

@@ -20,13 +20,15 @@ name                   gains  training noise   test noise      paper
 ``ddpm_train_noise``   yes    sigma            none            "deconvolution" (Fig. 6)
 ``ddpm_no_gains``      no     sigma            sigma (replica) diffusing u only (Fig. 5)
 ``ddpm_no_noise``      yes    none             none            sigma = 0 reference
-``mlp_bc``             --     --               --              MLP behaviour cloning
-``diffusion_bc``       --     --               --              diffusion-augmented BC
+``mlp_bc``             yes    none             none            MLP behaviour cloning
+``diffusion_bc``       yes    none             none            diffusion-augmented BC
 =====================  =====  ===============  ==============  =========================
 
-The baselines (``mlp_bc``, ``diffusion_bc``) are listed but only *available* once
-``policies.baselines`` provides them; a suite naming an unavailable policy is rejected
-with the reason.
+The baselines (``mlp_bc``, ``diffusion_bc``: :mod:`policies.baselines`) ignore sigma, so
+they run once per (N, seed), at sigma 0. Their trainers read the suite's ``[env.mlp_bc]``
+and ``[env.diffusion_bc]`` tables (fields of ``policies.config.MLPBCConfig`` /
+``DiffusionBCConfig`` but ``gains`` and ``sigma``) and the shared ``[env.train]`` table.
+A policy whose trainer cannot be imported here is rejected with the reason.
 """
 
 from __future__ import annotations
@@ -35,6 +37,7 @@ import importlib
 import logging
 from collections.abc import Callable
 from dataclasses import dataclass, fields
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -127,7 +130,7 @@ POLICIES: dict[str, PolicyEntry] = {
         ),
         PolicyEntry(
             "mlp_bc",
-            "MLP behaviour cloning of composite actions (deterministic)",
+            "MLP behaviour cloning of (ū, x̄, K) chunks (deterministic, MSE)",
             "mlp_bc",
             gains=True,
             train_noise=False,
@@ -135,7 +138,7 @@ POLICIES: dict[str, PolicyEntry] = {
         ),
         PolicyEntry(
             "diffusion_bc",
-            "diffusion-model-augmented behaviour cloning (arXiv 2302.13335)",
+            "diffusion-model-augmented behaviour cloning of (ū, x̄, K) chunks (arXiv 2302.13335)",
             "diffusion_bc",
             gains=True,
             train_noise=False,
@@ -276,11 +279,6 @@ def policy_available(name: str) -> str | None:
             f"policy {name!r} is not available: {module} has no {attribute} yet; "
             f"leave {name!r} out of the suite"
         )
-    if trainer.fit is _not_wired:
-        return (
-            f"policy {name!r} is not available: the leaderboard has no trainer for it yet; "
-            f"leave {name!r} out of the suite"
-        )
     return None
 
 
@@ -363,12 +361,75 @@ def make_train_config(table: dict[str, Any]) -> Any:
     return TrainConfig(**_train_config_data(table), num_threads=1)
 
 
-def _no_config(table: dict[str, Any], gains: bool, sigma: float) -> Any:
-    raise NotImplementedError("this baseline is not wired into the leaderboard yet")
+# ----------------------------------------------------------------------------- baselines
+#: Baseline config fields the leaderboard sets itself, per policy name and run.
+BASELINE_RESERVED = ("gains", "sigma")
 
 
-def _not_wired(*args: Any, **kwargs: Any) -> TrainedPolicy:
-    raise NotImplementedError("this baseline is not wired into the leaderboard yet")
+def _baseline_config_class(name: str) -> type:
+    from policies import config
+
+    return getattr(config, name)
+
+
+def _baseline_fields(config_class: str) -> list[str]:
+    cls = _baseline_config_class(config_class)
+    return [f.name for f in fields(cls) if f.name not in BASELINE_RESERVED]
+
+
+def _baseline_config(config_class: str, table: dict[str, Any], gains: bool, sigma: float) -> Any:
+    cls = _baseline_config_class(config_class)
+    data = dict(table)
+    for key, value in data.items():  # TOML arrays -> the tuples the config holds
+        if isinstance(value, list):
+            data[key] = tuple(value)
+    return cls(**data, gains=gains, sigma=float(sigma))
+
+
+def _fit_baseline(
+    train_function: str,
+    demo_path: str | Path,
+    num_demos: int,
+    config: Any,
+    train_table: dict[str, Any],
+    seed: int,
+    threads: int,
+    progress: bool,
+) -> TrainedPolicy:
+    """Train a baseline of :mod:`policies.baselines` (``train_function`` names its trainer,
+    ``train_mlp_bc`` or ``train_diffusion_bc``) on the first ``num_demos`` demos."""
+    from hint_envs.data import ChunkDataset
+    from policies import baselines
+    from policies.config import TrainConfig
+
+    dataset = ChunkDataset(
+        demo_path, config.obs_horizon, config.horizon, gains=config.gains, num_demos=num_demos
+    )
+    train_config = TrainConfig(**_train_config_data(train_table), num_threads=threads)
+    train = getattr(baselines, train_function)
+    policy = train(dataset, config, train_config, out_dir=None, seed=seed, progress=progress)
+    history = policy.train_history
+    info: dict[str, Any] = {
+        "windows": len(dataset),
+        "final_loss": history[-1]["loss"] if history else None,
+        "parameters": sum(p.numel() for p in policy.mlp.parameters()),
+    }
+    if hasattr(policy, "diffusion"):
+        info["final_bc_loss"] = history[-1]["bc_loss"] if history else None
+        info["final_dm_loss"] = history[-1]["dm_loss"] if history else None
+        info["diffusion_final_loss"] = (
+            policy.diffusion_history[-1]["loss"] if policy.diffusion_history else None
+        )
+        info["diffusion_parameters"] = sum(p.numel() for p in policy.diffusion.parameters())
+    return TrainedPolicy(
+        policy=policy,
+        chunk_length=config.chunk_length,
+        obs_horizon=config.obs_horizon,
+        gains=config.gains,
+        noise_scale=np.asarray(policy.noise_scale, dtype=float),
+        example_obs=np.asarray(dataset.observations, dtype=np.float64),
+        train_info=info,
+    )
 
 
 #: Every trainer, by name.
@@ -382,24 +443,22 @@ TRAINERS: dict[str, Trainer] = {
         config_fields=_ddpm_fields,
         fit=_fit_ddpm,
     ),
-    # The baselines: listed so that suites naming them get a clear "not available" until
-    # policies.baselines provides them; then ``fit`` is replaced by their trainers.
     "mlp_bc": Trainer(
         name="mlp_bc",
         table="mlp_bc",
-        requires="policies.baselines:MLPBCPolicy",
+        requires="policies.baselines:train_mlp_bc",
         extra="policies",
-        make_config=_no_config,
-        config_fields=list,
-        fit=_not_wired,
+        make_config=partial(_baseline_config, "MLPBCConfig"),
+        config_fields=partial(_baseline_fields, "MLPBCConfig"),
+        fit=partial(_fit_baseline, "train_mlp_bc"),
     ),
     "diffusion_bc": Trainer(
         name="diffusion_bc",
         table="diffusion_bc",
-        requires="policies.baselines:DiffusionBCPolicy",
+        requires="policies.baselines:train_diffusion_bc",
         extra="policies",
-        make_config=_no_config,
-        config_fields=list,
-        fit=_not_wired,
+        make_config=partial(_baseline_config, "DiffusionBCConfig"),
+        config_fields=partial(_baseline_fields, "DiffusionBCConfig"),
+        fit=partial(_fit_baseline, "train_diffusion_bc"),
     ),
 }

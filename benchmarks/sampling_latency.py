@@ -21,6 +21,12 @@ Usage::
     python benchmarks/sampling_latency.py                 # 2 threads, markdown table
     python benchmarks/sampling_latency.py --threads 1 --repeats 7
     python benchmarks/sampling_latency.py --compile --denoisers unet1d   # ~1 min compiling
+    python benchmarks/sampling_latency.py --success        # also: DDIM-10 vs DDPM-100 success
+
+``--success`` trains the CPU default policy (the quick suite's one-block MLP, 800 steps)
+on ``--demos`` expert demonstrations and evaluates the *same* weights with DDPM-100 and
+with DDIM-10 (:meth:`DDPMChunkingPolicy.set_sampler`) from the same ``--episodes``
+initial states (seeds 100000+i), reporting the success of each and the difference.
 """
 
 from __future__ import annotations
@@ -65,6 +71,10 @@ class Args:
     """seed of weights, observations and sampling"""
     compile: bool = False
     """sample through torch.compile (policy.compile_sampler(); compile time not timed)"""
+    demos: int = 10
+    """--success: expert demonstrations to train on"""
+    episodes: int = 50
+    """--success: evaluation initial states"""
 
 
 def cpu_times() -> tuple[float, float] | None:
@@ -113,6 +123,59 @@ def time_chunks(policy: DDPMChunkingPolicy, batch: int, args: Args) -> float:
     return statistics.median(times)
 
 
+def success_by_sampler(args: Args) -> list[tuple[str, float, float, float]]:
+    """Success of one trained policy sampled with DDPM-100 and with DDIM-10.
+
+    Returns ``(sampler, success, std, seconds)`` rows; the policy is the quick suite's
+    (one-block MLP of width 1024, 800 steps, gains, sigma 0) trained on ``args.demos``
+    demonstrations from seed 0.
+    """
+    import tempfile
+    from pathlib import Path
+
+    from hint_envs.data import ChunkDataset, write_demonstrations
+    from hint_envs.evaluation import evaluate
+    from hint_envs.experts.collect import collect_demonstrations
+    from policies.config import TrainConfig
+    from policies.training import train
+
+    demos = collect_demonstrations(ENV_ID, args.demos, seed=0, only_success=True)
+    config = DDPMPolicyConfig(denoiser="mlp", widths=(1024,), n_aug=4)
+    with tempfile.TemporaryDirectory() as folder:
+        path = Path(folder) / "demos.hdf5"
+        write_demonstrations(path, demos, ENV_ID)
+        dataset = ChunkDataset(path, config.obs_horizon, config.horizon, gains=config.gains)
+    train_config = TrainConfig(
+        steps=800, batch_size=128, lr=1e-3, warmup_steps=50, num_threads=args.threads
+    )
+    policy = train(dataset, config, train_config, seed=args.seed)
+    rows = []
+    for scheduler, steps in (("ddpm", 100), ("ddim", 10)):
+        policy.set_sampler(scheduler, steps)
+        policy.seed(args.seed)
+        start = time.perf_counter()
+        result = evaluate(
+            policy,
+            ENV_ID,
+            seeds=range(100_000, 100_000 + args.episodes),
+            chunk_length=config.chunk_length,
+            obs_horizon=config.obs_horizon,
+            gains=config.gains,
+            num_envs=min(args.episodes, 50),
+            expert=False,
+        )
+        success = result.metrics["success"]
+        rows.append(
+            (
+                f"{scheduler.upper()}-{steps}",
+                success["mean"],
+                success["std"],
+                time.perf_counter() - start,
+            )
+        )
+    return rows
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--threads", type=int, default=Args.threads)
@@ -122,8 +185,20 @@ def main() -> None:
     parser.add_argument("--seed", type=int, default=Args.seed)
     parser.add_argument("--compile", action="store_true", help="sample through torch.compile")
     parser.add_argument("--denoisers", nargs="+", default=["unet1d", "mlp"])
+    parser.add_argument("--success", action="store_true", help="DDIM-10 vs DDPM-100 success")
+    parser.add_argument("--demos", type=int, default=Args.demos)
+    parser.add_argument("--episodes", type=int, default=Args.episodes)
     ns = parser.parse_args()
-    args = Args(ns.threads, tuple(ns.batches), ns.repeats, ns.warmup, ns.seed, ns.compile)
+    args = Args(
+        ns.threads,
+        tuple(ns.batches),
+        ns.repeats,
+        ns.warmup,
+        ns.seed,
+        ns.compile,
+        ns.demos,
+        ns.episodes,
+    )
     torch.set_num_threads(args.threads)
     load_before = os.getloadavg()
     times_before = cpu_times()
@@ -173,6 +248,17 @@ def main() -> None:
             f"| {denoiser} | {params} | {sampler} | {batch} | {seconds:.3f} | {per_step:.2f} "
             f"| {speedup} | {ratio} |"
         )
+    if ns.success:
+        rows = success_by_sampler(args)
+        print(
+            f"\nSuccess of one trained policy (MLP 1024, 800 steps, {args.demos} demos, gains, "
+            f"sigma 0) by sampler, {args.episodes} initial states (seeds 100000+):\n"
+        )
+        print("| sampler | success | eval time (s) |")
+        print("|---|---|---|")
+        for sampler, mean, std, seconds in rows:
+            print(f"| {sampler} | {mean:.3f} ± {std:.3f} | {seconds:.1f} |")
+        print(f"\nDDIM-10 minus DDPM-100: {100 * (rows[1][1] - rows[0][1]):+.1f} points")
 
 
 if __name__ == "__main__":

@@ -39,7 +39,7 @@ from policies.config import DDPMPolicyConfig
 from policies.networks import ConditionalUnet1D, Denoiser, MLPDenoiser, count_parameters
 from policies.sampling import DiffusionSampler
 
-__all__ = ["DDPMChunkingPolicy", "build_denoiser"]
+__all__ = ["DDPMChunkingPolicy", "build_denoiser", "make_sampler"]
 
 logger = logging.getLogger(__name__)
 
@@ -67,6 +67,17 @@ def build_denoiser(config: DDPMPolicyConfig, controller_size: int, obs_size: int
         config.horizon,
         widths=config.widths,
         step_embed_dim=config.step_embed_dim,
+    )
+
+
+def make_sampler(config: DDPMPolicyConfig) -> DiffusionSampler:
+    """The reverse-diffusion sampler ``config`` names (scheduler, steps, schedule)."""
+    return DiffusionSampler(
+        config.scheduler,
+        config.diffusion_steps,
+        config.num_inference_steps,
+        config.beta_schedule,
+        config.clip_sample,
     )
 
 
@@ -128,13 +139,7 @@ class DDPMChunkingPolicy(ChunkPolicyBase):
             self.ema_denoiser.eval()
         self.register_buffer("ema_updates", torch.zeros((), dtype=torch.long))
 
-        self.sampler = DiffusionSampler(
-            config.scheduler,
-            config.diffusion_steps,
-            config.num_inference_steps,
-            config.beta_schedule,
-            config.clip_sample,
-        )
+        self.sampler = make_sampler(config)
         #: loss history of :func:`policies.training.train` (not saved with the policy)
         self.train_history: list[dict[str, float]] = []
         self._generator: torch.Generator | None = None
@@ -288,6 +293,21 @@ class DDPMChunkingPolicy(ChunkPolicyBase):
                 return self.unnormalize_action(chunk)
         finally:
             model.train(was_training)
+
+    def set_sampler(self, scheduler: str, inference_steps: int | None = None) -> DDPMChunkingPolicy:
+        """Sample the trained model with another sampler (returns self).
+
+        The noise schedule the denoiser was trained on is kept; only the reverse process
+        changes, e.g. ``policy.set_sampler("ddim", 10)`` for deterministic DDIM in 10
+        steps on a model trained (and first sampled) with DDPM in 100. ``config`` is
+        updated (and validated), so a saved policy reloads with the new sampler.
+        """
+        config = DDPMPolicyConfig.from_dict(
+            {**self.config.to_dict(), "scheduler": scheduler, "inference_steps": inference_steps}
+        )
+        self.sampler = make_sampler(config)
+        self.config = config
+        return self
 
     def compile_sampler(self, **kwargs: Any) -> DDPMChunkingPolicy:
         """Sample through ``torch.compile`` of the denoiser's body (opt-in; returns self).

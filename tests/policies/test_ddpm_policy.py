@@ -143,6 +143,27 @@ def test_sampler_matches_diffusers_step_by_step(kind, steps):
     assert ours.abs().max() <= 1.0  # clip_sample
 
 
+def test_set_sampler_swaps_the_reverse_process_and_keeps_the_weights(demos):
+    policy = make_policy(demos, tiny_config(scheduler="ddpm"))
+    obs = np.stack([make_chunk_env(policy.config).reset(seed=s)[0] for s in range(3)])
+    before = policy.predict(obs, deterministic=True)[0]
+    weights = {k: v.clone() for k, v in policy.state_dict().items()}
+    policy.set_sampler("ddim", 4)
+    assert policy.config.scheduler == "ddim" and policy.config.num_inference_steps == 4
+    assert len(policy.sampler.timesteps) == 4
+    after = policy.predict(obs, deterministic=True)[0]
+    assert after.shape == before.shape and not np.array_equal(after, before)
+    for key, value in policy.state_dict().items():
+        torch.testing.assert_close(value, weights[key], rtol=0, atol=0)
+    policy.set_sampler("ddpm")  # back to the full reverse process: the same draw as before
+    np.testing.assert_array_equal(policy.predict(obs, deterministic=True)[0], before)
+    with pytest.raises(ValueError, match="unknown scheduler 'euler'"):
+        policy.set_sampler("euler")
+    with pytest.raises(ValueError, match="inference_steps"):
+        policy.set_sampler("ddim", 11)
+    assert policy.config.scheduler == "ddpm"  # a rejected change leaves the policy as it was
+
+
 def test_add_noise_matches_diffusers():
     sampler = DiffusionSampler("ddpm", 100, 100)
     g = torch.Generator().manual_seed(0)

@@ -132,9 +132,12 @@ def _ray(
     modules.append(Path(package_file).parent)
     started_here = not ray.is_initialized()
     if started_here:
+        # a Ray started here listens on the loopback interface only
+        local = {"_node_ip_address": "127.0.0.1"} if address is None else {}
         ray.init(
             address=address,
             runtime_env={"py_modules": [str(m) for m in modules]},
+            **local,
             include_dashboard=False,
             log_to_driver=False,
             logging_level=logging.WARNING,

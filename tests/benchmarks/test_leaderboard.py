@@ -147,7 +147,8 @@ def test_workers_2_gives_the_same_records(baseline: Path, tmp_path: Path) -> Non
 
 
 def test_ray_backend_gives_the_same_records(baseline: Path, tmp_path: Path) -> None:
-    pytest.importorskip("ray")
+    import ray  # noqa: F401  (a test dependency: the check must run, not skip)
+
     _run(tmp_path, "--backend", "ray")
     theirs = _records(tmp_path)
     _assert_same_results(_records(baseline), theirs)
@@ -217,12 +218,20 @@ def test_bad_suites_are_rejected_naming_the_entry(tmp_path: Path, text: str, mes
         load_suite(_suite(tmp_path, text))
 
 
-def test_unavailable_baseline_is_rejected_with_the_reason(tmp_path: Path) -> None:
-    for name in POLICIES:
-        reason = policy_available(name)
-        if reason is not None:
-            with pytest.raises(SuiteError, match=f"policy '{name}'"):
-                load_suite(_suite(tmp_path, GOOD_ENV.replace('"hint"', f'"{name}"')))
+def test_every_policy_is_available_with_the_test_extra() -> None:
+    assert {name: policy_available(name) for name in POLICIES} == dict.fromkeys(POLICIES)
+
+
+def test_unavailable_policy_is_rejected_with_the_reason(tmp_path: Path, monkeypatch) -> None:
+    from dataclasses import replace
+
+    from leaderboard_lib import registry
+
+    missing = replace(registry.TRAINERS["mlp_bc"], requires="policies.no_such_module:Policy")
+    monkeypatch.setitem(registry.TRAINERS, "mlp_bc", missing)
+    assert "this version has no policies.no_such_module" in policy_available("mlp_bc")
+    with pytest.raises(SuiteError, match="policy 'mlp_bc' is not available"):
+        load_suite(_suite(tmp_path, GOOD_ENV.replace('"hint"', '"mlp_bc"')))
 
 
 def test_bad_suite_stops_the_script_before_any_run(tmp_path: Path) -> None:

@@ -186,6 +186,9 @@ def main() -> None:
     parser.add_argument("--compile", action="store_true", help="sample through torch.compile")
     parser.add_argument("--denoisers", nargs="+", default=["unet1d", "mlp"])
     parser.add_argument("--success", action="store_true", help="DDIM-10 vs DDPM-100 success")
+    parser.add_argument(
+        "--no-latency", action="store_true", help="skip the timings (with --success: only that)"
+    )
     parser.add_argument("--demos", type=int, default=Args.demos)
     parser.add_argument("--episodes", type=int, default=Args.episodes)
     ns = parser.parse_args()
@@ -204,7 +207,7 @@ def main() -> None:
     times_before = cpu_times()
 
     rows = []
-    for denoiser in ns.denoisers:
+    for denoiser in [] if ns.no_latency else ns.denoisers:
         for scheduler, steps in (("ddpm", 100), ("ddim", 10)):
             policy = make_policy(denoiser, scheduler, args.seed)
             if args.compile:

@@ -18,4 +18,10 @@ register(
     max_episode_steps=100,
 )
 
+register(
+    id="hint_envs/PushT-v0",
+    entry_point="hint_envs.envs.pusht:PushTEnv",
+    max_episode_steps=300,
+)
+
 __all__ = ["__version__"]

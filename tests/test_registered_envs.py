@@ -21,8 +21,8 @@ REQUIRED_MODULES = {
     "hint_envs/PushT": "gym_pusht",
     "hint_envs/Robomimic": "robosuite",
 }
-#: check_env advice that does not apply by design: the quadrotor's action is the raw
-#: physical input (thrust in N, torque in N m), not a normalised one
+#: check_env advice that does not apply by design: the action is the raw
+#: physical input (thrust in N, torque in N m; a target in px), not a normalised one
 ALLOWED_CHECKER_WARNINGS = ("we recommend using a symmetric and normalized space",)
 
 ENV_IDS = sorted(env_id for env_id in gym.registry if env_id.startswith("hint_envs/"))

@@ -16,6 +16,7 @@ if TYPE_CHECKING:
 #: env id -> "module:function(demo, **kwargs) -> Primitives"
 SYNTHESIZERS: dict[str, str] = {
     "hint_envs/PlanarQuadrotor-v0": "hint_envs.synthesis.quadrotor:synthesize",
+    "hint_envs/PushT-v0": "hint_envs.synthesis.pusht:synthesize",
 }
 
 

@@ -41,6 +41,7 @@ logger = logging.getLogger(__name__)
 #: Columns of the table: metric name -> header.
 COLUMNS = {
     "success": "success",
+    "max_reward": "max reward (PushT: mean max coverage)",
     "trajectory_error": "trajectory error",
     "imitation_loss": "imitation loss",
     "return": "return",

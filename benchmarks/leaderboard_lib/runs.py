@@ -185,7 +185,8 @@ def prepare_demos(
     count); one file per (env, first seed) holds the largest count asked for, and a
     smaller count uses its first demonstrations (collection is deterministic, so they
     are exactly the demonstrations a file of that count would hold). An existing file
-    with at least the needed count is reused. Files are written atomically.
+    with at least the needed count is reused. Files are written atomically. A demo set
+    with a ``dataset`` is its reference file (repository-relative), collected by no one.
 
     Returns:
         a path for every demo set (a file holding at least ``count`` demonstrations).
@@ -194,8 +195,12 @@ def prepare_demos(
     from hint_envs.experts.collect import collect_demonstrations
 
     folder = Path(out_dir) / "demos"
+    demo_sets = list(demo_sets)
+    found = {demo: REPO_ROOT / demo.dataset for demo in demo_sets if demo.dataset}
     largest: dict[tuple[str, int], int] = {}
     for demo in demo_sets:
+        if demo.dataset:  # a reference file: nothing to collect
+            continue
         key = (demo.env_id, demo.first_seed)
         largest[key] = max(largest.get(key, 0), demo.count)
     paths: dict[tuple[str, int], Path] = {}
@@ -220,7 +225,10 @@ def prepare_demos(
             )
             logger.info("collected %d %s demonstrations into %s", count, env_id, cached)
         paths[(env_id, first_seed)] = cached
-    return {demo: paths[(demo.env_id, demo.first_seed)] for demo in demo_sets}
+    return {
+        demo: found[demo] if demo.dataset else paths[(demo.env_id, demo.first_seed)]
+        for demo in demo_sets
+    }
 
 
 def _cached_demo_file(folder: Path, demo: DemoSet) -> Path | None:

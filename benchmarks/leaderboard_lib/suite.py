@@ -29,7 +29,10 @@ noise, N, seed and settings — e.g. ``hint`` and ``ddpm_train_noise`` at the sa
 share a job, which trains once and evaluates once per run.
 
 Seeds. Run seed ``s`` uses the expert demonstrations of seeds ``DEMO_SEED_STRIDE * s,
-DEMO_SEED_STRIDE * s + 1, ...`` (the first N successful ones), trains with
+DEMO_SEED_STRIDE * s + 1, ...`` (the first N successful ones) — or, in a block with a
+``dataset`` (a committed reference file, for environments whose expert is slow), the
+first N demonstrations of that file for every seed, as Diffusion Policy's N-demo runs
+do — trains with
 ``derive_seed(suite seed, s)`` and samples during evaluation with ``derive_seed(suite
 seed, s, 1)``; every run is evaluated from the same initial states, seeds ``eval.seed_start
 .. eval.seed_start + episodes - 1``. So a record depends only on the suite, never on
@@ -93,6 +96,8 @@ _ENV_KEYS = {
     "num_demos": "list of demonstration counts",
     "seeds": "list of run seeds",
     "metric": "metric the report plots (default 'success')",
+    "dataset": "reference demonstration file (path from the repository root): every run "
+    "trains on its first N demonstrations instead of collecting its own",
     "train": "TrainConfig fields",
     "eval": "evaluation settings",
 }
@@ -126,6 +131,8 @@ class EnvBlock:
         num_demos: demonstration counts.
         seeds: run seeds.
         metric: the metric the report plots.
+        dataset: reference demonstration file (repository-relative path), or None to
+            collect demonstrations per seed.
         tables: model settings per trainer table (``{"policy": {...}, ...}``), as given.
         train: the ``[env.train]`` table, as given.
         eval: the evaluation settings.
@@ -140,6 +147,7 @@ class EnvBlock:
     tables: dict[str, dict[str, Any]]
     train: dict[str, Any]
     eval: EvalSettings
+    dataset: str | None = None
 
 
 @dataclass(frozen=True)
@@ -164,11 +172,13 @@ class Suite:
 class DemoSet:
     """The demonstrations a job trains on: the first ``count`` successful expert episodes
     from seed ``first_seed`` on, in the file cached at ``file_name`` under the output
-    folder's ``demos/``."""
+    folder's ``demos/`` — or, with ``dataset``, the first ``count`` of that reference file
+    (a repository-relative path)."""
 
     env_id: str
     first_seed: int
     count: int
+    dataset: str | None = None
 
     @property
     def file_name(self) -> str:
@@ -187,7 +197,7 @@ class RunSpec:
         suite_seed: the suite's seed.
         train_seed: seed of training (weights, batches, data noise).
         sample_seed: seed of the policy's sampler before evaluation.
-        demo_first_seed: first expert seed of the demonstrations.
+        demo_first_seed: first expert seed of the demonstrations (0 with a dataset).
         model: the resolved model configuration (all fields, JSON).
         train: the resolved training configuration (all fields but ``num_threads``, JSON).
         eval: the evaluation settings (JSON).
@@ -210,12 +220,15 @@ class RunSpec:
     model: dict[str, Any]
     train: dict[str, Any]
     eval: dict[str, Any]
+    dataset: str | None = None
     run_hash: str = ""
 
     def config(self) -> dict[str, Any]:
         """Everything that determines the run's result, as JSON-ready data."""
         data = asdict(self)
         data.pop("run_hash")
+        if data["dataset"] is None:  # collected demonstrations: the layout before datasets
+            data.pop("dataset")
         data["record_schema"] = RECORD_SCHEMA
         return data
 
@@ -243,7 +256,7 @@ class RunSpec:
     @property
     def demos(self) -> DemoSet:
         """The demonstrations the run trains on."""
-        return DemoSet(self.env_id, self.demo_first_seed, self.num_demos)
+        return DemoSet(self.env_id, self.demo_first_seed, self.num_demos, self.dataset)
 
 
 @dataclass
@@ -415,8 +428,11 @@ def _env_block(block: Any, where: str) -> EnvBlock:
         value = block.get(key, {})
         settings[key] = dict(_typed(value, dict, f"{where}: [{key}]"))
     eval_settings = _make(EvalSettings, settings["eval"], f"{where}: [eval]")
+    dataset = block.get("dataset")
+    if dataset is not None:
+        dataset = _check_dataset(_typed(dataset, str, f"{where}: dataset"), max(num_demos), where)
     last_demo_seed = DEMO_SEED_STRIDE * (max(seeds) + 1)
-    if last_demo_seed > eval_settings.seed_start:
+    if dataset is None and last_demo_seed > eval_settings.seed_start:
         raise SuiteError(
             f"{where}: run seed {max(seeds)} would train on expert seeds up to "
             f"{last_demo_seed - 1}, overlapping the evaluation seeds from "
@@ -459,7 +475,35 @@ def _env_block(block: Any, where: str) -> EnvBlock:
         tables={t.table: settings[t.table] for t in TRAINERS.values()},
         train=settings["train"],
         eval=eval_settings,
+        dataset=dataset,
     )
+
+
+def _check_dataset(dataset: str, count: int, where: str) -> str:
+    """Check that the reference file exists and holds at least ``count`` demonstrations."""
+    import h5py
+
+    from .runs import REPO_ROOT
+
+    path = (REPO_ROOT / dataset).resolve()
+    if not path.is_file():
+        raise SuiteError(
+            f"{where}: dataset {dataset!r} does not exist (looked for {path}); regenerate it "
+            "with the command in docs/data.md or drop the dataset key to collect demonstrations"
+        )
+    try:
+        with h5py.File(path, "r") as f:
+            held = sum(1 for key in f["data"] if key.startswith("demo_"))
+    except (OSError, KeyError) as error:
+        raise SuiteError(
+            f"{where}: dataset {dataset!r} is not a demonstration file: {error}"
+        ) from None
+    if held < count:
+        raise SuiteError(
+            f"{where}: dataset {dataset!r} holds {held} demonstrations but num_demos asks for "
+            f"{count}"
+        )
+    return dataset
 
 
 def _make(cls: type, table: dict[str, Any], where: str) -> Any:
@@ -538,7 +582,7 @@ def expand(suite: Suite) -> list[Job]:
                             suite_seed=suite.seed,
                             train_seed=derive_seed(suite.seed, seed),
                             sample_seed=derive_seed(suite.seed, seed, 1),
-                            demo_first_seed=DEMO_SEED_STRIDE * seed,
+                            demo_first_seed=0 if block.dataset else DEMO_SEED_STRIDE * seed,
                             model=model.to_dict(),
                             train={
                                 k: v
@@ -546,6 +590,7 @@ def expand(suite: Suite) -> list[Job]:
                                 if k != "num_threads"
                             },
                             eval=asdict(block.eval),
+                            dataset=block.dataset,
                         )
                         spec = _with_hash(spec)
                         jobs.setdefault(spec.train_key, Job()).runs.append(spec)

@@ -8,7 +8,8 @@ Protocol (see docs/evaluation.md):
    which seed the replica noise; the expert likewise, ``demonstrate(derived seed,
    initial_state=x_0(s))``.
 3. Metrics (names fixed, :data:`~hint_envs.evaluation.metrics.METRIC_NAMES`):
-   ``"success"`` and ``"return"`` (mean and std over imitator episodes),
+   ``"success"``, ``"return"`` and ``"max_reward"`` (the mean of each episode's largest
+   step reward: Diffusion Policy's PushT score; mean and std over imitator episodes),
    ``"trajectory_error"`` (per imitator episode, the mean over the expert rollouts from
    its initial state of :func:`~hint_envs.evaluation.metrics.trajectory_error`; then mean
    and std) and ``"imitation_loss"`` (L_marg,eps per time step, its mean and max; only
@@ -26,6 +27,7 @@ import numpy as np
 
 from hint_envs.evaluation.metrics import (
     imitation_loss,
+    mean_max_reward,
     mean_return,
     success_rate,
     summarize,
@@ -226,6 +228,7 @@ def evaluate(
     metrics: dict[str, Any] = {
         "success": success_rate(records).to_dict(),
         "return": mean_return(records).to_dict(),
+        "max_reward": mean_max_reward(records).to_dict(),
     }
     expert_metrics: dict[str, Any] = {}
     if expert_records:
@@ -233,6 +236,7 @@ def evaluate(
         expert_metrics = {
             "success": success_rate(expert_records).to_dict(),
             "return": mean_return(expert_records).to_dict(),
+            "max_reward": mean_max_reward(expert_records).to_dict(),
         }
         if n > 1:
             curve = imitation_loss(_groups(expert_records, n), _groups(records, n), eps)

@@ -32,6 +32,7 @@ __all__ = [
     "summarize",
     "success_rate",
     "mean_return",
+    "mean_max_reward",
     "pad_trajectory",
     "stack_trajectories",
     "trajectory_error",
@@ -42,7 +43,7 @@ __all__ = [
 ]
 
 #: The metric names every result uses (see docs/evaluation.md).
-METRIC_NAMES = ("success", "return", "trajectory_error", "imitation_loss")
+METRIC_NAMES = ("success", "return", "max_reward", "trajectory_error", "imitation_loss")
 
 #: For ``n != n'`` rollouts, the empirical distributions are replicated to
 #: ``lcm(n, n')`` atoms each and solved by assignment while ``lcm(n, n')`` is at most
@@ -113,6 +114,22 @@ def mean_return(records: Sequence[Any]) -> Summary:
         records: episode records with a float ``episode_return`` attribute.
     """
     return summarize(_field(records, "episode_return"))
+
+
+def mean_max_reward(records: Sequence[Any]) -> Summary:
+    """Mean over episodes of each episode's largest step reward, with its std.
+
+    On PushT, whose reward is ``clip(coverage / 0.95, 0, 1)``, this is Diffusion Policy's
+    ``test/mean_score`` ("mean max coverage"). An episode without steps counts as 0.
+
+    Args:
+        records: episode records with a ``rewards`` array attribute.
+    """
+    values = []
+    for record in records:
+        rewards = np.asarray(getattr(record, "rewards"), dtype=np.float64)
+        values.append(float(rewards.max()) if rewards.size else 0.0)
+    return summarize(values)
 
 
 def _as_trajectory(trajectory: Any, what: str) -> np.ndarray:

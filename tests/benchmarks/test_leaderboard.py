@@ -25,7 +25,7 @@ SCRIPT = REPO / "benchmarks" / "leaderboard.py"
 sys.path.insert(0, str(REPO / "benchmarks"))
 
 from leaderboard_lib.registry import POLICIES, policy_available  # noqa: E402
-from leaderboard_lib.runs import read_record, write_record  # noqa: E402
+from leaderboard_lib.runs import prepare_demos, read_record, write_record  # noqa: E402
 from leaderboard_lib.suite import SuiteError, expand, load_suite  # noqa: E402
 
 TINY_RUNS = 6
@@ -311,3 +311,26 @@ def test_records_are_written_atomically_and_bad_ones_ignored(tmp_path: Path) -> 
     path.write_text('{"config": {}, "metr')  # what a non-atomic writer could leave
     assert read_record(path) is None
     assert read_record(tmp_path / "missing.json") is None
+
+
+def test_a_dataset_block_trains_on_the_reference_file_without_collecting(tmp_path: Path) -> None:
+    from hint_envs.data import write_demonstrations
+    from hint_envs.experts.collect import collect_demonstrations
+
+    reference = tmp_path / "reference.hdf5"
+    demos = collect_demonstrations("hint_envs/PlanarQuadrotor-v0", 2, seed=7, progress=False)
+    write_demonstrations(reference, demos, "hint_envs/PlanarQuadrotor-v0")
+    text = GOOD_ENV + f'dataset = "{reference}"\n'
+    suite = load_suite(_suite(tmp_path, text.replace("seeds = [0]", "seeds = [0, 1]")))
+    runs = [run for job in expand(suite) for run in job.runs]
+    assert {run.dataset for run in runs} == {str(reference)}
+    assert {run.demo_first_seed for run in runs} == {0}
+    assert runs[0].run_hash != expand(load_suite(_suite(tmp_path, GOOD_ENV)))[0].spec.run_hash
+    out = tmp_path / "out"
+    files = prepare_demos([run.demos for run in runs], out, progress=False)
+    assert set(files.values()) == {reference}
+    assert not (out / "demos").exists()  # nothing was collected
+    with pytest.raises(SuiteError, match="holds 2 demonstrations but num_demos asks for 3"):
+        load_suite(_suite(tmp_path, text.replace("num_demos = [1]", "num_demos = [3]")))
+    with pytest.raises(SuiteError, match="does not exist"):
+        load_suite(_suite(tmp_path, GOOD_ENV + 'dataset = "no/such.hdf5"\n'))

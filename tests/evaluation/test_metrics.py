@@ -12,6 +12,7 @@ import pytest
 from hint_envs.evaluation import metrics
 from hint_envs.evaluation.metrics import (
     imitation_loss,
+    mean_max_reward,
     mean_return,
     min_mismatch_fraction,
     stack_trajectories,
@@ -146,6 +147,17 @@ def test_success_rate_and_return():
     json.dumps(returns.to_dict())
     with pytest.raises(TypeError, match="success"):
         success_rate([object()])
+
+
+def test_mean_max_reward_is_the_mean_of_per_episode_maxima():
+    @dataclass
+    class Rewards:
+        rewards: np.ndarray
+
+    records = [Rewards(np.array([0.1, 0.9, 0.4])), Rewards(np.array([0.3])), Rewards(np.zeros(0))]
+    summary = mean_max_reward(records)
+    assert summary.mean == pytest.approx((0.9 + 0.3 + 0.0) / 3)
+    assert summary.count == 3
 
 
 def test_input_validation():

@@ -303,7 +303,7 @@ def test_evaluate_without_expert_or_repeats():
         expert=False,
         progress=False,
     )
-    assert set(result.metrics) == {"success", "return"}
+    assert set(result.metrics) == {"success", "return", "max_reward"}
     assert result.expert_records == []
     with pytest.raises(ValueError, match="rollouts_per_state"):
         evaluate(

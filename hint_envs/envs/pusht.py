@@ -355,11 +355,13 @@ class PushTEnv(gym.Env):
 
     def step(self, action):
         target = np.clip(check_action(action, self.action_space), 0.0, 512.0)
-        _, reward, terminated, truncated, info = self.sim.step(target)
+        sim_obs, reward, terminated, truncated, info = self.sim.step(target)
         self._coverage = float(info["coverage"])
         info["coverage"] = self._coverage
         info["is_success"] = bool(info["is_success"])
-        return self._observation(), float(reward), bool(terminated), bool(truncated), info
+        # gym-pusht's state observation is ours; keypoints are computed from the bodies
+        obs = sim_obs if self.obs_type == "state" else self._observation()
+        return obs, float(reward), bool(terminated), bool(truncated), info
 
     def render(self) -> np.ndarray | None:
         """gym-pusht's frame ``(render_size, render_size, 3)`` uint8, or None (with a

@@ -14,6 +14,7 @@ from hint_envs.experts.base import Demonstration, Expert
 #: env id -> "module:ExpertClass"
 EXPERTS: dict[str, str] = {
     "hint_envs/PlanarQuadrotor-v0": "hint_envs.experts.quadrotor:QuadrotorExpert",
+    "hint_envs/PushT-v0": "hint_envs.experts.pusht:PushTExpert",
 }
 
 

@@ -127,7 +127,7 @@ def mean_max_reward(records: Sequence[Any]) -> Summary:
     """
     values = []
     for record in records:
-        rewards = np.asarray(getattr(record, "rewards"), dtype=np.float64)
+        rewards = np.asarray(record.rewards, dtype=np.float64)
         values.append(float(rewards.max()) if rewards.size else 0.0)
     return summarize(values)
 

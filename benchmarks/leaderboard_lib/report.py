@@ -57,6 +57,8 @@ FIGURES = {
         [("hint", "replica (noise at test time)"), ("ddpm_train_noise", "deconvolution")],
     ),
 }
+#: Figure name -> [(policy, label)]: policies that ignore σ, drawn as horizontal lines.
+REFERENCE_LINES = {"fig6": [("ddpm_no_noise", "no noise (σ = 0)")]}
 
 
 def load_records(jobs: Iterable[Job], out_dir: str | Path) -> list[dict[str, Any]]:
@@ -202,6 +204,11 @@ def _plot(rows: list[Row], metrics: dict[str, str], figure: str, path: Path) -> 
             y = [p[1][0] for p in points]
             err = [p[1][1] for p in points]
             ax.errorbar(x, y, yerr=err, marker=marker, capsize=3, label=label)
+        for policy, label in REFERENCE_LINES.get(figure, []):
+            for r in rows:
+                if (r.env_id, r.num_demos, r.policy) == (env_id, n, policy):
+                    if r.stat(metric) is not None:
+                        ax.axhline(r.stat(metric)[0], color="grey", ls="--", lw=1, label=label)
         ax.set_title(f"{env_id.split('/')[-1]}, N = {n}", fontsize=10)
         ax.set_xlabel("σ (normalised units)")
         ax.set_ylabel(COLUMNS.get(metric, metric))

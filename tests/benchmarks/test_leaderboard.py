@@ -334,3 +334,32 @@ def test_a_dataset_block_trains_on_the_reference_file_without_collecting(tmp_pat
         load_suite(_suite(tmp_path, text.replace("num_demos = [1]", "num_demos = [3]")))
     with pytest.raises(SuiteError, match="does not exist"):
         load_suite(_suite(tmp_path, GOOD_ENV + 'dataset = "no/such.hdf5"\n'))
+
+
+@pytest.mark.parametrize("name", ["quick", "paper", "fig5_quadrotor", "tiny"])
+def test_the_named_suites_load_and_expand(name: str) -> None:
+    pytest.importorskip("gym_pusht")  # quick and paper have PushT blocks
+    suite = load_suite(name)
+    runs = [run for job in expand(suite) for run in job.runs]
+    assert runs and len({run.record_path for run in runs}) == len(runs)
+    for block in suite.envs:
+        if block.env_id == "hint_envs/PushT-v0":
+            assert block.dataset == "benchmarks/data/pusht_state_200.hdf5"
+            assert block.metric == "max_reward" and block.eval.expert is False
+            assert block.eval.seeds == list(range(100000, 100050))
+
+
+def test_the_pusht_reference_dataset_is_complete_and_successful() -> None:
+    pytest.importorskip("gym_pusht")
+    from hint_envs.data import ChunkDataset, read_demonstrations
+
+    path = Path(__file__).resolve().parents[2] / "benchmarks/data/pusht_state_200.hdf5"
+    demo_file = read_demonstrations(path)
+    assert demo_file.env_id == "hint_envs/PushT-v0" and len(demo_file) >= 200
+    demos = demo_file.demos
+    assert all(demo.success for demo in demos)
+    assert all(demo.primitives is not None for demo in demos)
+    modes = {demo.attrs["mode"].split("/")[0] for demo in demos}
+    assert len(modes) >= 4  # several faces of the T are pushed first
+    windows = ChunkDataset(path, 2, 16, gains=True, num_demos=50)
+    assert windows.observations.shape[1:] == (2, 5)

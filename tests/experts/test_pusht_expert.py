@@ -118,3 +118,19 @@ def test_contact_face():
     assert contact_face(np.array([256.0 - 30.0, 256.0 + 90.0]), pose) == "stem_side"
     assert contact_face(np.array([256.0, 256.0 + 135.0]), pose) == "stem_tip"
     assert contact_face(np.array([256.0, 256.0 - 40.0]), pose) is None
+
+
+def test_collection_with_synthesis_is_identical_for_any_number_of_workers():
+    from hint_envs.experts.collect import collect_demonstrations
+
+    runs = [
+        collect_demonstrations(
+            "hint_envs/PushT-v0", 2, seed=40, workers=w, progress=False, expert_kwargs=FAST
+        )
+        for w in (1, 2)
+    ]
+    for one, two in zip(*runs, strict=True):
+        np.testing.assert_array_equal(one.actions, two.actions)
+        np.testing.assert_array_equal(one.states, two.states)
+        np.testing.assert_array_equal(one.primitives.K, two.primitives.K)
+        np.testing.assert_array_equal(one.primitives.x_bar, one.observations[:, :2])

@@ -41,7 +41,7 @@ logger = logging.getLogger(__name__)
 #: Columns of the table: metric name -> header.
 COLUMNS = {
     "success": "success",
-    "max_reward": "max reward (PushT: mean max coverage)",
+    "max_reward": "mean max coverage (max reward)",
     "trajectory_error": "trajectory error",
     "imitation_loss": "imitation loss",
     "return": "return",
@@ -140,8 +140,17 @@ def _cell(stat: tuple[float, float, int] | None) -> str:
     return f"{mean:.3f} ± {std:.3f}"
 
 
+#: Columns shown only for an env whose plotted metric they are (the quadrotor's largest
+#: step reward, a negative cost, says nothing; PushT's is Diffusion Policy's score).
+ONLY_AS_METRIC = ("max_reward",)
+
+
 def _table(rows: list[Row], metric: str) -> list[str]:
-    columns = [metric] + [m for m in COLUMNS if m != metric and any(r.values[m] for r in rows)]
+    columns = [metric] + [
+        m
+        for m in COLUMNS
+        if m != metric and m not in ONLY_AS_METRIC and any(r.values[m] for r in rows)
+    ]
     header = ["policy", "σ", "N", *(COLUMNS[m] for m in columns)]
     header += ["seeds", "train (s)", "eval (s)", "latency (ms)"]
     lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
@@ -217,7 +226,8 @@ def _plot(rows: list[Row], metrics: dict[str, str], figure: str, path: Path) -> 
         ax.grid(alpha=0.3)
     for ax in list(axes.flat)[len(panels) :]:
         ax.set_visible(False)
-    axes.flat[0].legend(fontsize=8)
+    for ax in list(axes.flat)[: len(panels)]:
+        ax.legend(fontsize=7)
     fig.suptitle(f"{title}\n(mean ± std over seeds)", fontsize=11)
     fig.tight_layout()
     path.parent.mkdir(parents=True, exist_ok=True)

@@ -35,7 +35,9 @@ class Args:
     denoiser: str = "mlp"
     """mlp (CPU) or unet1d"""
     width: int = 1024
-    """MLP denoiser width (one residual block)"""
+    """MLP denoiser width"""
+    blocks: int = 1
+    """MLP denoiser residual blocks of that width"""
     steps: int = 4000
     """training steps (one cosine schedule)"""
     every: int = 1000
@@ -72,7 +74,7 @@ def main() -> None:
     torch.set_num_threads(args.threads)
     config = DDPMPolicyConfig(
         denoiser=args.denoiser,
-        widths=(args.width,),
+        widths=(args.width,) * args.blocks,
         obs_horizon=2,
         horizon=16,
         chunk_length=8,
@@ -171,7 +173,8 @@ def _table(rows, train_s: float, path: Path, args: Args) -> None:
     lines = [
         "# PushT learning curve (CPU scale)",
         "",
-        f"HINT (DDPM over (ū, x̄, K) chunks), {args.denoiser} denoiser width {args.width}, "
+        f"HINT (DDPM over (ū, x̄, K) chunks), {args.denoiser} denoiser, {args.blocks} block(s) "
+        f"of width {args.width}, "
         f"σ = {args.sigma:g} in training and at test time, the first {args.num_demos} "
         f"demonstrations of `{args.dataset}`, {args.steps} steps of batch {args.batch_size} "
         f"({train_s / 60:.1f} min on {args.threads} CPU threads), evaluated on the test seeds "
@@ -179,7 +182,8 @@ def _table(rows, train_s: float, path: Path, args: Args) -> None:
         "",
         "```bash",
         f"python benchmarks/pusht_learning_curve.py --steps {args.steps} --every {args.every} "
-        f"--sigma {args.sigma:g} --width {args.width} --threads {args.threads}",
+        f"--sigma {args.sigma:g} --width {args.width} --blocks {args.blocks} "
+        f"--threads {args.threads} --out {args.out} --work {args.work}",
         "```",
         "",
         "| training step | mean max coverage | success | eval time |",

@@ -3,6 +3,9 @@
 - :mod:`hint_envs.envs.planar_quadrotor`: ``hint_envs/PlanarQuadrotor-v0``
   (:class:`PlanarQuadrotorEnv`, its batched :class:`PlanarQuadrotorVectorEnv`, and the
   pure functions over :class:`QuadrotorParams`).
+- :mod:`hint_envs.envs.pusht`: ``hint_envs/PushT-v0`` (:class:`~hint_envs.envs.pusht.PushTEnv`
+  around gym-pusht's own environment, and the agent's exact linear model); needs the
+  ``pusht`` extra, so it is not imported here.
 
 Modules that need an optional simulator (pymunk, robosuite) are not imported here, so
 importing this package stays cheap; ``gym.make`` imports them through the string entry

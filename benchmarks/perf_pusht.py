@@ -24,6 +24,7 @@ import numpy as np
 
 import hint_envs  # noqa: F401
 from hint_envs.core import Primitives
+from hint_envs.synthesis.pusht import output_feedback_gain
 from hint_envs.wrappers import PrimitiveControllerWrapper
 
 os.environ.setdefault("PYGAME_HIDE_SUPPORT_PROMPT", "1")
@@ -57,7 +58,8 @@ def bench(args: Args, gains: bool) -> dict[str, float]:
     layout = wrapped.layout
     rng = np.random.default_rng(args.seed)
     n_chunks = args.steps // args.chunk_length
-    K = np.zeros((args.chunk_length, 2, 2)) if not gains else np.tile(-0.33 * np.eye(2), (8, 1, 1))
+    k = output_feedback_gain() if gains else 0.0
+    K = np.tile(-k * np.eye(2), (args.chunk_length, 1, 1))
     raw_s = wrapped_s = 0.0
     inner = 0
     for episode in range(args.episodes):

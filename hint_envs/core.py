@@ -32,6 +32,7 @@ __all__ = [
     "get_control_indices",
     "is_control_env",
     "check_action",
+    "check_state",
     "STATE_OPTION",
 ]
 
@@ -214,4 +215,26 @@ def check_action(action: Any, space: gym.spaces.Box, what: str = "action") -> np
     if not np.all(np.isfinite(array)):
         bad = np.argwhere(~np.isfinite(array)).ravel().tolist()
         raise ValueError(f"{what} contains NaN or inf at index {bad}: {array}")
+    return array
+
+
+def check_state(state: Any, dim: int, layout: str) -> np.ndarray:
+    """Validate an exact state for ``reset(options={"state": ...})``; return a float64 copy.
+
+    Args:
+        state: the state given.
+        dim: its length.
+        layout: what its entries are, for the error message (e.g. ``"(x, z, theta)"``).
+
+    Raises:
+        ValueError: not of shape ``(dim,)``, or NaN/inf entries.
+    """
+    array = np.array(state, dtype=np.float64)
+    if array.shape != (dim,):
+        raise ValueError(
+            f"options['{STATE_OPTION}'] must have shape ({dim},) = {layout}, "
+            f"got shape {array.shape}"
+        )
+    if not np.all(np.isfinite(array)):
+        raise ValueError(f"options['{STATE_OPTION}'] must be finite, got {array}")
     return array

@@ -214,10 +214,13 @@ def _plot(rows: list[Row], metrics: dict[str, str], figure: str, path: Path) -> 
             err = [p[1][1] for p in points]
             ax.errorbar(x, y, yerr=err, marker=marker, capsize=3, label=label)
         for policy, label in REFERENCE_LINES.get(figure, []):
-            for r in rows:
-                if (r.env_id, r.num_demos, r.policy) == (env_id, n, policy):
-                    if r.stat(metric) is not None:
-                        ax.axhline(r.stat(metric)[0], color="grey", ls="--", lw=1, label=label)
+            stats = [
+                r.stat(metric)
+                for r in rows
+                if (r.env_id, r.num_demos, r.policy) == (env_id, n, policy)
+            ]
+            for stat in filter(None, stats):
+                ax.axhline(stat[0], color="grey", ls="--", lw=1, label=label)
         ax.set_title(f"{env_id.split('/')[-1]}, N = {n}", fontsize=10)
         ax.set_xlabel("σ (normalised units)")
         ax.set_ylabel(COLUMNS.get(metric, metric))

@@ -19,7 +19,7 @@ from gymnasium.utils import seeding
 from gymnasium.vector import AutoresetMode, VectorEnv
 from gymnasium.vector.utils import batch_space
 
-from hint_envs.core import STATE_OPTION, check_action
+from hint_envs.core import STATE_OPTION, check_action, check_state
 
 logger = logging.getLogger(__name__)
 
@@ -504,15 +504,9 @@ class PlanarQuadrotorEnv(gym.Env):
         if unknown:
             raise ValueError(f"unknown reset options {sorted(unknown)}; supported: ['state']")
         if options.get(STATE_OPTION) is not None:
-            state = np.asarray(options[STATE_OPTION], dtype=np.float64)
-            if state.shape != (STATE_DIM,):
-                raise ValueError(
-                    f"options['state'] must have shape ({STATE_DIM},) = (x, z, theta, xdot, "
-                    f"zdot, thetadot), got shape {state.shape}"
-                )
-            if not np.all(np.isfinite(state)):
-                raise ValueError(f"options['state'] must be finite, got {state}")
-            self._state = state.copy()
+            self._state = check_state(
+                options[STATE_OPTION], STATE_DIM, "(x, z, theta, xdot, zdot, thetadot)"
+            )
         else:
             self._state = self.np_random.uniform(self.params.start_low, self.params.start_high)
         self._crashed = False

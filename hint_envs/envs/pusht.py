@@ -22,13 +22,12 @@ from __future__ import annotations
 import logging
 import os
 from dataclasses import dataclass
-from typing import Any
 
 import gymnasium as gym
 import numpy as np
 from gymnasium import spaces
 
-from hint_envs.core import STATE_OPTION, check_action
+from hint_envs.core import STATE_OPTION, check_action, check_state
 
 logger = logging.getLogger(__name__)
 
@@ -267,17 +266,11 @@ class PushTEnv(gym.Env):
         self.action_space = spaces.Box(0.0, 512.0, shape=(INPUT_DIM,), dtype=np.float64)
         low, high = observation_bounds(obs_type, self.params)
         self.observation_space = spaces.Box(low, high, dtype=np.float64)
-        self._coverage = 0.0
 
     @property
     def obs_keys(self) -> dict[str, tuple[int, int]]:
         """robomimic observation keys -> ``[start, stop)`` in the flat observation."""
         return dict(OBS_TYPES[self.obs_type])
-
-    @property
-    def goal_pose(self) -> np.ndarray:
-        """The goal ``(x, y, angle)`` of the block, ``(3,)``."""
-        return np.array([256.0, 256.0, np.pi / 4])
 
     # -- state ---------------------------------------------------------------------------
 
@@ -313,18 +306,10 @@ class PushTEnv(gym.Env):
         return np.asarray(self.sim.get_keypoints(self.sim._block_shapes), dtype=np.float64)
 
     def _observation(self) -> np.ndarray:
+        if self.obs_type == "state":  # gym-pusht's own state observation
+            return self.sim.get_obs()
         agent = np.array(self.sim.agent.position, dtype=np.float64)
-        if self.obs_type == "state":
-            block = self.sim.block
-            pose = [block.position[0], block.position[1], block.angle % (2 * np.pi)]
-            return np.concatenate([agent, np.asarray(pose, dtype=np.float64)])
         return np.concatenate([agent, self.keypoints().ravel()])
-
-    def _info(self, coverage: float, success: bool) -> dict[str, Any]:
-        info = self.sim._get_info()
-        info["coverage"] = float(coverage)
-        info["is_success"] = bool(success)
-        return info
 
     # -- gymnasium API -------------------------------------------------------------------
 
@@ -341,25 +326,18 @@ class PushTEnv(gym.Env):
             self.sim._np_random = self.np_random
             self.sim.reset()
         else:
-            state = np.asarray(state, dtype=np.float64)
-            if state.shape != (STATE_DIM,):
-                raise ValueError(
-                    f"options['state'] must have shape ({STATE_DIM},) = {STATE_FIELDS}, "
-                    f"got shape {state.shape}"
-                )
-            if not np.all(np.isfinite(state)):
-                raise ValueError(f"options['state'] must be finite, got {state}")
-            self._set_state(state)
-        self._coverage = float(self.sim._get_coverage())
-        return self._observation(), self._info(self._coverage, False)
+            self._set_state(check_state(state, STATE_DIM, str(STATE_FIELDS)))
+        info = self.sim._get_info()
+        info["coverage"] = float(self.sim._get_coverage())
+        info["is_success"] = False
+        return self._observation(), info
 
     def step(self, action):
         target = check_action(action, self.action_space)
         if not (0.0 <= target[0] <= 512.0 and 0.0 <= target[1] <= 512.0):  # the hot path skips
             target = np.clip(target, 0.0, 512.0)
         sim_obs, reward, terminated, truncated, info = self.sim.step(target)
-        self._coverage = float(info["coverage"])
-        info["coverage"] = self._coverage
+        info["coverage"] = float(info["coverage"])
         info["is_success"] = bool(info["is_success"])
         # gym-pusht's state observation is ours; keypoints are computed from the bodies
         obs = sim_obs if self.obs_type == "state" else self._observation()

@@ -24,4 +24,12 @@ register(
     max_episode_steps=300,
 )
 
+for _task in ("Lift", "Can", "Square"):
+    register(
+        id=f"hint_envs/Robomimic{_task}-v0",
+        entry_point="hint_envs.envs.robomimic:RobomimicEnv",
+        kwargs={"task": _task},
+        max_episode_steps=400,  # hint_envs.envs.robomimic.HORIZON: robomimic's rollout horizon
+    )
+
 __all__ = ["__version__"]

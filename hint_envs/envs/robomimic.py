@@ -1,0 +1,361 @@
+"""Robomimic Lift, Can and Square: robosuite's Panda tasks as control environments.
+
+The simulation is robosuite 1.5's own environment (``Lift``, ``PickPlaceCan``,
+``NutAssemblySquare``), driven directly (not through robomimic's env wrapper, which needs
+``mujoco_py``), with the settings of robomimic's low-dimensional benchmarks: one Panda,
+operational-space pose control (``OSC_POSE``) at 20 Hz, sparse reward, no cameras and no
+rendering unless asked. What this module adds is the control-environment contract of
+:mod:`hint_envs.core` (``control_indices`` = the end-effector position, exact reset from
+the flattened MuJoCo state, ``get_state``), robomimic's low-dim observation keys as one
+flat Box, seeding from Gymnasium's ``np_random``, input validation, and the detection of an
+unstable simulation.
+
+MuJoCo never returns NaN from an unstable step: ``mj_checkPos/Vel/Acc`` reset the data to
+the model's reference pose and count a warning. :class:`RobomimicEnv` watches those
+counters (and the finiteness of every observation); a step that trips them ends the episode
+with ``info["unstable"] = True`` and returns the last good observation.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+
+import gymnasium as gym
+import numpy as np
+from gymnasium import spaces
+
+from hint_envs.core import STATE_OPTION, check_action, check_state
+
+logger = logging.getLogger(__name__)
+
+#: Extra that installs the simulator.
+PIP_EXTRA = 'pip install "hint_envs[robomimic]"'
+#: Control frequency (Hz), as robomimic's datasets were collected.
+CONTROL_FREQ = 20
+#: Episode length robomimic (and Diffusion Policy) evaluate these tasks with: 20 s.
+HORIZON = 400
+#: Robot observation keys, in the order of the flat observation (robomimic's names).
+ROBOT_KEYS: tuple[tuple[str, int], ...] = (
+    ("robot0_eef_pos", 3),
+    ("robot0_eef_quat", 4),
+    ("robot0_gripper_qpos", 2),
+)
+#: Input layout: absolute end-effector target or robosuite's scaled delta.
+ACTION_TYPES = ("absolute", "delta")
+#: Bounds of the absolute position target (m, world frame): the reachable space above the
+#: table (the table top is at z = 0.8 m; the base of the arm at x = -0.56 m).
+POSITION_BOUNDS = np.array([[-0.45, -0.55, 0.75], [0.45, 0.55, 1.35]])
+#: MuJoCo warnings that mean the simulation blew up (mjtWarning indices).
+_UNSTABLE_WARNINGS = ("mjWARN_BADQPOS", "mjWARN_BADQVEL", "mjWARN_BADQACC")
+
+
+@dataclass(frozen=True)
+class TaskSpec:
+    """One robomimic task: its robosuite environment and what its object state holds."""
+
+    name: str
+    robosuite_env: str
+    description: str
+
+
+TASKS: dict[str, TaskSpec] = {
+    "Lift": TaskSpec("Lift", "Lift", "lift the red cube above the table"),
+    "Can": TaskSpec("Can", "PickPlaceCan", "pick the can and place it in its bin compartment"),
+    "Square": TaskSpec(
+        "Square", "NutAssemblySquare", "fit the square nut over the square peg"
+    ),
+}
+
+
+def _import_robosuite():
+    """Import robosuite quietly, or raise DependencyNotInstalled naming the extra."""
+    try:
+        import robosuite
+        from robosuite.controllers import load_composite_controller_config
+    except ImportError as err:
+        raise gym.error.DependencyNotInstalled(
+            f"the Robomimic environments need robosuite 1.5 and MuJoCo ({err}); install them "
+            f"with {PIP_EXTRA}"
+        ) from err
+    logging.getLogger("robosuite_logs").setLevel(logging.ERROR)
+    return robosuite, load_composite_controller_config
+
+
+def controller_config(action_type: str = "absolute") -> dict:
+    """robosuite's composite-controller config: OSC_POSE on the Panda's arm, its gripper.
+
+    ``absolute``: the input is the end-effector target in the world frame (robomimic's
+    ``control_delta = False``); ``delta``: robosuite's default scaled delta in the base
+    frame (±1 -> ±5 cm, ±0.5 rad per step).
+    """
+    if action_type not in ACTION_TYPES:
+        raise ValueError(f"action_type must be one of {ACTION_TYPES}, got {action_type!r}")
+    _, load = _import_robosuite()
+    config = load(controller="BASIC")
+    arm = dict(config["body_parts"]["right"])
+    arm["type"] = "OSC_POSE"
+    if action_type == "absolute":
+        arm.update(input_type="absolute", input_ref_frame="world")
+    config["body_parts"] = {"right": arm}
+    return config
+
+
+class RobomimicEnv(gym.Env):
+    """## Description
+    robomimic's low-dimensional manipulation tasks on robosuite 1.5: a Franka Panda with
+    a parallel-jaw gripper, operational-space pose control (``OSC_POSE``, robosuite's
+    defaults: kp = 150, critically damped) at 20 Hz (25 MuJoCo steps of 2 ms per control
+    step). ``task`` selects one of
+
+    | task | robosuite env | goal |
+    |------|---------------|------|
+    | ``Lift`` | ``Lift`` | lift the red cube above the table |
+    | ``Can`` | ``PickPlaceCan`` | pick the can and place it in its bin compartment |
+    | ``Square`` | ``NutAssemblySquare`` | fit the square nut over the square peg |
+
+    The robosuite environment is ``self.sim`` (its MuJoCo binding ``self.sim.sim``); its
+    physics, object placement, reward and success check are robosuite's own, unchanged.
+
+    It is a *control environment* (:mod:`hint_envs.core`): ``control_indices = [0, 1, 2]``
+    names the end-effector position, so a primitive controller
+    ``u = u_bar + K (p - p_bar)`` feeds back on where the gripper is (the gain acts on the
+    position rows of ``u``).
+
+    ## Action Space
+    ``action_type="absolute"`` (default, as in the HINT paper's runs), ``Box(7,)`` float64:
+
+    | Num | Input | Unit |
+    |-----|-------|------|
+    | 0-2 | end-effector target position, world frame (bounds :data:`POSITION_BOUNDS`) | m |
+    | 3-5 | end-effector target orientation, world frame: the rotation vector of the grip site (``site_rotvec()`` reads it) | rad |
+    | 6 | gripper: -1 open ... +1 closed | - |
+
+    ``action_type="delta"``: ``Box(-1, 1, (7,))``, robosuite's scaled delta (±1 = 5 cm and
+    0.5 rad per step, base frame) and the gripper. Inputs outside the box are clipped to it;
+    a wrong shape or NaN/inf raises ``ValueError``.
+
+    ## Observation Space
+    ``Box(9 + d_object,)`` float64, robomimic's low-dim keys in this order:
+
+    | Slice | robomimic key | Observation |
+    |-------|---------------|-------------|
+    | 0-2 | ``robot0_eef_pos`` | end-effector (hand) position, world frame, m |
+    | 3-6 | ``robot0_eef_quat`` | end-effector (hand) orientation, quaternion (x, y, z, w) |
+    | 7-8 | ``robot0_gripper_qpos`` | the two finger joint positions, m |
+    | 9- | ``object`` | robosuite's ``object-state`` (:attr:`object_keys` names its parts) |
+
+    The object state is 10 floats for Lift (cube position, quaternion, gripper-to-cube
+    vector) and 14 for Can and Square (object position and quaternion, and its position
+    and quaternion relative to the end-effector). ``obs_keys`` gives the slices.
+
+    ## Rewards
+    robosuite's sparse reward: 1 on a step where the task succeeds, else 0.
+
+    ## Starting State
+    robosuite's own: the arm at its home pose with Gaussian joint noise (σ = 0.02 rad) and
+    the objects placed by robosuite's samplers (Lift: the cube in a 6 cm square; Can: the
+    can anywhere in the left bin; Square: the nut in a 23 x 23 cm patch, any yaw), all
+    drawn from ``self.np_random``, so ``reset(seed=s)`` always gives the same start.
+    ``options={"state": s}`` instead puts MuJoCo into an exact state: ``s`` is the
+    flattened state ``[time, qpos, qvel]`` robomimic stores as ``states`` (``get_state()``
+    returns it; 32 floats for Lift, 71 for Can, 45 for Square).
+
+    ## Episode End
+    Terminated when robosuite's success check passes (``info["is_success"]``), as robomimic
+    ends its rollouts, or when the simulation becomes unstable (``info["unstable"]``, see
+    the module docstring); truncated after :data:`HORIZON` = 400 steps (20 s), the horizon
+    robomimic and Diffusion Policy evaluate these tasks with (the registration's limit).
+
+    ## Arguments
+    ``gym.make("hint_envs/RobomimicCan-v0", action_type="absolute",
+    render_mode="rgb_array", render_size=256, camera="agentview")``. ``render()`` returns
+    an offscreen ``(render_size, render_size, 3)`` uint8 frame of ``camera`` (needs an
+    OpenGL backend: set ``MUJOCO_GL=egl`` or ``osmesa`` on a machine without a display).
+    A missing robosuite raises ``gymnasium.error.DependencyNotInstalled`` naming the
+    ``robomimic`` extra.
+
+    ## Version History
+    * v0: initial release (robosuite 1.5.2, MuJoCo 3.3-3.9).
+    """
+
+    metadata = {"render_modes": ["rgb_array"], "render_fps": CONTROL_FREQ}
+
+    def __init__(
+        self,
+        task: str = "Can",
+        action_type: str = "absolute",
+        render_mode: str | None = None,
+        render_size: int = 256,
+        camera: str = "agentview",
+    ):
+        if task not in TASKS:
+            raise ValueError(f"task must be one of {sorted(TASKS)}, got {task!r}")
+        if render_mode is not None and render_mode not in self.metadata["render_modes"]:
+            raise ValueError(
+                f"render_mode must be one of {self.metadata['render_modes']} or None, "
+                f"got {render_mode!r}"
+            )
+        if isinstance(render_size, bool) or not isinstance(render_size, int) or render_size < 8:
+            raise ValueError(f"render_size must be an integer >= 8 (pixels), got {render_size!r}")
+        robosuite, _ = _import_robosuite()
+        import mujoco
+
+        self.task = TASKS[task]
+        self.action_type = action_type
+        self.render_mode = render_mode
+        self.render_size = render_size
+        self.camera = camera
+        self.sim = robosuite.make(
+            self.task.robosuite_env,
+            robots="Panda",
+            controller_configs=controller_config(action_type),
+            has_renderer=False,
+            has_offscreen_renderer=render_mode is not None,
+            use_camera_obs=False,
+            use_object_obs=True,
+            control_freq=CONTROL_FREQ,
+            ignore_done=True,  # the TimeLimit of the registration ends episodes
+            reward_shaping=False,
+            hard_reset=False,  # keep one MuJoCo model: reset re-samples in place (~3 ms)
+            horizon=HORIZON,
+        )
+        self._warning_ids = [int(getattr(mujoco.mjtWarning, name)) for name in _UNSTABLE_WARNINGS]
+        observation = self.sim.reset()
+        self.object_keys = self._object_layout()
+        self.state_dim = int(self.get_state().shape[0])
+        d_object = int(observation["object-state"].shape[0])
+        layout, start = {}, 0
+        for key, size in (*ROBOT_KEYS, ("object", d_object)):
+            layout[key] = (start, start + size)
+            start += size
+        self._obs_keys = layout
+        self.control_indices = np.arange(3)
+        low = np.full(start, -np.inf)
+        high = np.full(start, np.inf)
+        quats = [layout["robot0_eef_quat"]] + [
+            (9 + a, 9 + b) for name, (a, b) in self.object_keys.items() if name.endswith("quat")
+        ]
+        for a, b in quats:
+            low[a:b], high[a:b] = -1.0, 1.0
+        self.observation_space = spaces.Box(low, high, dtype=np.float64)
+        if action_type == "absolute":
+            low_u = np.concatenate([POSITION_BOUNDS[0], [-np.pi] * 3, [-1.0]])
+            high_u = np.concatenate([POSITION_BOUNDS[1], [np.pi] * 3, [1.0]])
+        else:
+            low_u, high_u = -np.ones(7), np.ones(7)
+        self.action_space = spaces.Box(low_u, high_u, dtype=np.float64)
+        self._last_obs = self._observation(force=True)
+
+    # -- layout --------------------------------------------------------------------------
+
+    @property
+    def obs_keys(self) -> dict[str, tuple[int, int]]:
+        """robomimic observation keys -> ``[start, stop)`` in the flat observation."""
+        return dict(self._obs_keys)
+
+    def _object_layout(self) -> dict[str, tuple[int, int]]:
+        """Names of the parts of robosuite's ``object-state`` -> slices of it."""
+        layout, start = {}, 0
+        for name, observable in self.sim._observables.items():
+            active = observable.is_enabled() and observable.is_active()
+            if observable.modality == "object" and active:
+                size = int(np.asarray(observable.obs).size)
+                layout[name] = (start, start + size)
+                start += size
+        return layout
+
+    # -- state ---------------------------------------------------------------------------
+
+    def get_state(self) -> np.ndarray:
+        """The flattened MuJoCo state ``[time, qpos, qvel]`` (robomimic's ``states``)."""
+        return np.array(self.sim.sim.get_state().flatten(), dtype=np.float64)
+
+    def site_rotvec(self) -> np.ndarray:
+        """The grip site's current world orientation as a rotation vector ``(3,)``: the
+        orientation part of an absolute input that holds the current orientation."""
+        from scipy.spatial.transform import Rotation
+
+        controller = self.sim.robots[0].part_controllers["right"]
+        controller.update(force=True)
+        return Rotation.from_matrix(controller.ref_ori_mat).as_rotvec()
+
+    def _observation(self, force: bool = False, raw: dict | None = None) -> np.ndarray:
+        if raw is None or force:
+            # robosuite's object-to-gripper sensors read a cache that the gripper-pose
+            # sensor fills in the same pass, after them: a second pass reads it fresh
+            self.sim._get_observations(force_update=True)
+            raw = self.sim._get_observations(force_update=True)
+        return np.concatenate(
+            [np.asarray(raw[key], dtype=np.float64).ravel() for key, _ in ROBOT_KEYS]
+            + [np.asarray(raw["object-state"], dtype=np.float64).ravel()]
+        )
+
+    def _warnings(self) -> np.ndarray:
+        warning = self.sim.sim.data._data.warning
+        return np.array([warning[i].number for i in self._warning_ids])
+
+    def _info(self) -> dict:
+        return {"is_success": bool(self.sim._check_success()), "unstable": False}
+
+    # -- gymnasium API -------------------------------------------------------------------
+
+    def reset(self, *, seed: int | None = None, options: dict | None = None):
+        super().reset(seed=seed)
+        options = options or {}
+        unknown = set(options) - {STATE_OPTION}
+        if unknown:
+            raise ValueError(f"unknown reset options {sorted(unknown)}; supported: ['state']")
+        state = options.get(STATE_OPTION)
+        if state is not None:
+            state = check_state(state, self.state_dim, "[time, qpos, qvel] (MuJoCo, flattened)")
+        # robosuite draws placements and joint noise from its generator ``rng``, which its
+        # samplers hold by reference: reseed it in place from ours
+        self.sim.rng.bit_generator.state = np.random.default_rng(
+            self.np_random.integers(2**63)
+        ).bit_generator.state
+        self.sim.reset()
+        if state is not None:
+            self.sim.sim.set_state_from_flattened(state)
+            self.sim.sim.forward()
+        self._last_obs = self._observation(force=True)
+        self._warning_count = self._warnings()
+        return self._last_obs.copy(), self._info()
+
+    def step(self, action):
+        u = check_action(action, self.action_space)
+        if np.any(u < self.action_space.low) or np.any(u > self.action_space.high):
+            u = np.clip(u, self.action_space.low, self.action_space.high)
+        raw, reward, _, _ = self.sim.step(u)
+        obs = self._observation(raw=raw)
+        warnings = self._warnings()
+        unstable = bool(np.any(warnings > self._warning_count)) or not np.all(np.isfinite(obs))
+        self._warning_count = warnings
+        if unstable:
+            logger.warning(
+                "%s: the MuJoCo simulation became unstable (warnings %s); ending the episode",
+                self.task.name,
+                dict(zip(_UNSTABLE_WARNINGS, warnings.tolist(), strict=True)),
+            )
+            return self._last_obs.copy(), 0.0, True, False, {"is_success": False, "unstable": True}
+        self._last_obs = obs
+        info = self._info()
+        return obs.copy(), float(reward), info["is_success"], False, info
+
+    def render(self) -> np.ndarray | None:
+        """An offscreen ``(render_size, render_size, 3)`` uint8 frame of ``camera``, or
+        None (with a logged warning) when made without a render mode."""
+        if self.render_mode is None:
+            logger.warning(
+                "render() called on RobomimicEnv made without a render mode; make it with "
+                "render_mode='rgb_array' to get frames"
+            )
+            return None
+        frame = self.sim.sim.render(
+            camera_name=self.camera, width=self.render_size, height=self.render_size
+        )
+        return np.ascontiguousarray(frame[::-1])  # MuJoCo's frames are bottom-up
+
+    def close(self) -> None:
+        self.sim.close()
+

@@ -128,9 +128,10 @@ class RobomimicEnv(gym.Env):
     | Num | Input | Unit |
     |-----|-------|------|
     | 0-2 | end-effector target position, world frame (bounds :data:`POSITION_BOUNDS`) | m |
-    | 3-5 | end-effector target orientation, world frame: the rotation vector of the grip site (``site_rotvec()`` reads it) | rad |
+    | 3-5 | target orientation of the grip site, world frame, rotation vector | rad |
     | 6 | gripper: -1 open ... +1 closed | - |
 
+    ``site_rotvec()`` reads the grip site's current orientation in that form.
     ``action_type="delta"``: ``Box(-1, 1, (7,))``, robosuite's scaled delta (±1 = 5 cm and
     0.5 rad per step, base frame) and the gripper. Inputs outside the box are clipped to it;
     a wrong shape or NaN/inf raises ``ValueError``.

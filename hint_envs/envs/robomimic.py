@@ -46,6 +46,14 @@ ACTION_TYPES = ("absolute", "delta")
 #: Bounds of the absolute position target (m, world frame): the reachable space above the
 #: table (the table top is at z = 0.8 m; the base of the arm at x = -0.56 m).
 POSITION_BOUNDS = np.array([[-0.45, -0.55, 0.75], [0.45, 0.55, 1.35]])
+#: Seed of robosuite's draws when it builds the model (Lift's cube edge, 2.0-2.2 cm): the
+#: model is built once per environment, so every instance holds the same one.
+MODEL_SEED = 0
+#: Observation bounds: positions and relative vectors (m) within the 10 m arena floor
+#: (robosuite's floor plane is unbounded, but nothing here moves that far), quaternions
+#: within the unit ball, finger joints (m) within their limits (0-4 cm) plus contact slack.
+POSITION_LIMIT = 10.0
+FINGER_LIMIT = 0.1
 #: MuJoCo warnings that mean the simulation blew up (mjtWarning indices).
 _UNSTABLE_WARNINGS = ("mjWARN_BADQPOS", "mjWARN_BADQVEL", "mjWARN_BADQACC")
 
@@ -62,9 +70,7 @@ class TaskSpec:
 TASKS: dict[str, TaskSpec] = {
     "Lift": TaskSpec("Lift", "Lift", "lift the red cube above the table"),
     "Can": TaskSpec("Can", "PickPlaceCan", "pick the can and place it in its bin compartment"),
-    "Square": TaskSpec(
-        "Square", "NutAssemblySquare", "fit the square nut over the square peg"
-    ),
+    "Square": TaskSpec("Square", "NutAssemblySquare", "fit the square nut over the square peg"),
 }
 
 
@@ -146,9 +152,11 @@ class RobomimicEnv(gym.Env):
     | 7-8 | ``robot0_gripper_qpos`` | the two finger joint positions, m |
     | 9- | ``object`` | robosuite's ``object-state`` (:attr:`object_keys` names its parts) |
 
-    The object state is 10 floats for Lift (cube position, quaternion, gripper-to-cube
-    vector) and 14 for Can and Square (object position and quaternion, and its position
-    and quaternion relative to the end-effector). ``obs_keys`` gives the slices.
+    Bounds: ±1 for quaternions, ±0.1 m for the fingers, ±10 m for positions and relative
+    vectors (:data:`POSITION_LIMIT`). The object state is 10 floats for Lift (cube
+    position, quaternion, gripper-to-cube vector) and 14 for Can and Square (the object's
+    position and quaternion relative to the end-effector, then in the world frame).
+    ``obs_keys`` gives the slices.
 
     ## Rewards
     robosuite's sparse reward: 1 on a step where the task succeeds, else 0.
@@ -157,7 +165,10 @@ class RobomimicEnv(gym.Env):
     robosuite's own: the arm at its home pose with Gaussian joint noise (σ = 0.02 rad) and
     the objects placed by robosuite's samplers (Lift: the cube in a 6 cm square; Can: the
     can anywhere in the left bin; Square: the nut in a 23 x 23 cm patch, any yaw), all
-    drawn from ``self.np_random``, so ``reset(seed=s)`` always gives the same start.
+    drawn from ``self.np_random``, so ``reset(seed=s)`` always gives the same start. The
+    MuJoCo model is built once per environment (robosuite's ``hard_reset=False``) from
+    robosuite's seed :data:`MODEL_SEED`, so Lift's cube has the same edge in every
+    instance (robomimic's collection rebuilt the model, and redrew the edge, per episode).
     ``options={"state": s}`` instead puts MuJoCo into an exact state: ``s`` is the
     flattened state ``[time, qpos, qvel]`` robomimic stores as ``states`` (``get_state()``
     returns it; 32 floats for Lift, 71 for Can, 45 for Square).
@@ -220,6 +231,7 @@ class RobomimicEnv(gym.Env):
             reward_shaping=False,
             hard_reset=False,  # keep one MuJoCo model: reset re-samples in place (~3 ms)
             horizon=HORIZON,
+            seed=MODEL_SEED,  # the model's own draws (Lift's cube size) are the same every time
         )
         self._warning_ids = [int(getattr(mujoco.mjtWarning, name)) for name in _UNSTABLE_WARNINGS]
         observation = self.sim.reset()
@@ -232,13 +244,14 @@ class RobomimicEnv(gym.Env):
             start += size
         self._obs_keys = layout
         self.control_indices = np.arange(3)
-        low = np.full(start, -np.inf)
-        high = np.full(start, np.inf)
+        high = np.full(start, POSITION_LIMIT)
         quats = [layout["robot0_eef_quat"]] + [
             (9 + a, 9 + b) for name, (a, b) in self.object_keys.items() if name.endswith("quat")
         ]
         for a, b in quats:
-            low[a:b], high[a:b] = -1.0, 1.0
+            high[a:b] = 1.0
+        high[slice(*layout["robot0_gripper_qpos"])] = FINGER_LIMIT
+        low = -high
         self.observation_space = spaces.Box(low, high, dtype=np.float64)
         if action_type == "absolute":
             low_u = np.concatenate([POSITION_BOUNDS[0], [-np.pi] * 3, [-1.0]])
@@ -359,4 +372,3 @@ class RobomimicEnv(gym.Env):
 
     def close(self) -> None:
         self.sim.close()
-

@@ -17,6 +17,9 @@ if TYPE_CHECKING:
 SYNTHESIZERS: dict[str, str] = {
     "hint_envs/PlanarQuadrotor-v0": "hint_envs.synthesis.quadrotor:synthesize",
     "hint_envs/PushT-v0": "hint_envs.synthesis.pusht:synthesize",
+    "hint_envs/RobomimicLift-v0": "hint_envs.synthesis.robomimic:synthesize",
+    "hint_envs/RobomimicCan-v0": "hint_envs.synthesis.robomimic:synthesize",
+    "hint_envs/RobomimicSquare-v0": "hint_envs.synthesis.robomimic:synthesize",
 }
 
 

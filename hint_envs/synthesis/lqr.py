@@ -13,10 +13,11 @@ from collections.abc import Callable
 
 import numpy as np
 import scipy.linalg
+import scipy.optimize
 
 from hint_envs.core import Primitives
 
-__all__ = ["dare", "dlqr", "tvlqr", "synthesize_tvlqr"]
+__all__ = ["dare", "dlqr", "output_feedback_gain", "tvlqr", "synthesize_tvlqr"]
 
 logger = logging.getLogger(__name__)
 
@@ -92,6 +93,64 @@ def dlqr(A: np.ndarray, B: np.ndarray, Q: np.ndarray, R: np.ndarray) -> np.ndarr
             "check that (A, B) is stabilisable"
         ) from error
     return np.linalg.solve(R + B.T @ P @ B, B.T @ P @ A)
+
+
+def _output_feedback_cost(
+    k: float, A: np.ndarray, B: np.ndarray, C: np.ndarray, Q: np.ndarray, R: float
+) -> float:
+    A_k = A - k * (B @ C)
+    if np.max(np.abs(np.linalg.eigvals(A_k))) >= 1.0:
+        return np.inf
+    P = scipy.linalg.solve_discrete_lyapunov(A_k.T, Q + (k * k * R) * (C.T @ C))
+    return float(np.trace(P))
+
+
+def output_feedback_gain(
+    A: np.ndarray, B: np.ndarray, C: np.ndarray, Q: np.ndarray, R: float, k_max: float = 100.0
+) -> float:
+    """The scalar static output feedback ``u = -k y``, ``y = C x``, of least LQR cost.
+
+    For a single-input, single-output system ``x' = A x + B u`` whose state is only seen
+    through ``y = C x``, LQR's full-state gain is not realisable; among the gains ``k``
+    that keep ``A - k B C`` Schur stable this returns the minimiser of ``trace(P(k))``,
+    the infinite-horizon cost ``sum_t x_t^T Q x_t + R u_t^2`` averaged over unit-covariance
+    initial deviations, where ``P = A_k^T P A_k + Q + k^2 R C^T C``. The search is bounded
+    (``J`` is smooth and finite on the stable interval).
+
+    Args:
+        A: ``(n, n)`` Schur stable (the stable gains then form an interval containing 0);
+        B: ``(n, 1)``; C: ``(1, n)``; Q: ``(n, n)`` PSD; R: positive weight on ``u``.
+        k_max: the largest gain searched.
+
+    Returns:
+        ``k >= 0``.
+
+    Raises:
+        ValueError: bad shapes or weights, or ``A`` is not Schur stable.
+    """
+    A, B = _check_system(A, B, time_axis=False)
+    n = A.shape[0]
+    C = np.asarray(C, dtype=np.float64).reshape(1, n)
+    Q = _check_weight("Q", Q, n, definite=False)
+    R = float(R)
+    if B.shape != (n, 1):
+        raise ValueError(f"output_feedback_gain needs a single input: B of shape ({n}, 1)")
+    if not R > 0:
+        raise ValueError(f"R must be positive, got {R}")
+    if not np.isfinite(_output_feedback_cost(0.0, A, B, C, Q, R)):
+        raise ValueError(f"A must be Schur stable, its eigenvalues are {np.linalg.eigvals(A)}")
+    step = k_max / 2000.0
+    end = 0.0  # the end of the stable interval [0, end]
+    while end < k_max and np.isfinite(_output_feedback_cost(end + step, A, B, C, Q, R)):
+        end += step
+    result = scipy.optimize.minimize_scalar(
+        _output_feedback_cost,
+        bounds=(0.0, end),
+        args=(A, B, C, Q, R),
+        method="bounded",
+        options={"xatol": 1e-6},
+    )
+    return float(result.x)
 
 
 def dare(A: np.ndarray, B: np.ndarray, Q: np.ndarray, R: np.ndarray) -> np.ndarray:

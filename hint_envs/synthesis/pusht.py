@@ -34,12 +34,11 @@ wrappers' ``gains=False``).
 from __future__ import annotations
 
 import numpy as np
-import scipy.linalg
-import scipy.optimize
 
 from hint_envs.core import Primitives
 from hint_envs.envs.pusht import INPUT_DIM, AgentParams, agent_matrices
 from hint_envs.experts.base import Demonstration
+from hint_envs.synthesis import lqr
 
 __all__ = ["DEFAULT_Q", "DEFAULT_R", "output_feedback_gain", "synthesize"]
 
@@ -47,15 +46,6 @@ __all__ = ["DEFAULT_Q", "DEFAULT_R", "output_feedback_gain", "synthesize"]
 DEFAULT_Q = np.diag([1e-2, 1e-4])
 #: Weight on the target correction (px).
 DEFAULT_R = 1.0 / 400.0
-
-
-def _closed_loop_cost(k: float, A: np.ndarray, B: np.ndarray, Q: np.ndarray, R: float) -> float:
-    C = np.array([[1.0, 0.0]])
-    A_k = A - k * (B @ C)
-    if np.max(np.abs(np.linalg.eigvals(A_k))) >= 1.0:
-        return np.inf
-    P = scipy.linalg.solve_discrete_lyapunov(A_k.T, Q + (k * k * R) * (C.T @ C))
-    return float(np.trace(P))
 
 
 def output_feedback_gain(
@@ -79,18 +69,7 @@ def output_feedback_gain(
     if not R > 0:
         raise ValueError(f"R must be positive, got {R}")
     A, B = agent_matrices(params or AgentParams())
-    # stable gains form an interval containing 0 (the open loop is stable); find its end
-    k_max = 0.0
-    while np.isfinite(_closed_loop_cost(k_max + 0.05, A, B, Q, R)) and k_max < 100.0:
-        k_max += 0.05
-    result = scipy.optimize.minimize_scalar(
-        _closed_loop_cost,
-        bounds=(0.0, k_max),
-        args=(A, B, Q, R),
-        method="bounded",
-        options={"xatol": 1e-6},
-    )
-    return float(result.x)
+    return lqr.output_feedback_gain(A, B, np.array([[1.0, 0.0]]), Q, R)
 
 
 def synthesize(

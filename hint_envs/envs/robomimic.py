@@ -171,7 +171,10 @@ class RobomimicEnv(gym.Env):
     instance (robomimic's collection rebuilt the model, and redrew the edge, per episode).
     ``options={"state": s}`` instead puts MuJoCo into an exact state: ``s`` is the
     flattened state ``[time, qpos, qvel]`` robomimic stores as ``states`` (``get_state()``
-    returns it; 32 floats for Lift, 71 for Can, 45 for Square).
+    returns it; 32 floats for Lift, 71 for Can, 45 for Square). So that a saved state
+    determines the rest of an episode, the null-space posture target of robosuite's OSC is
+    the Panda's noise-free home configuration (robosuite uses the noised start, which no
+    state records); a restored episode then replays bit for bit.
 
     ## Episode End
     Terminated when robosuite's success check passes (``info["is_success"]``), as robomimic
@@ -305,6 +308,20 @@ class RobomimicEnv(gym.Env):
             + [np.asarray(raw["object-state"], dtype=np.float64).ravel()]
         )
 
+    def _reset_controller(self) -> None:
+        """Make the arm controller a function of the MuJoCo state alone.
+
+        robosuite's OSC pulls the arm's null space towards the joint configuration of the
+        episode's start, noise included, which no saved state records; this sets it to the
+        Panda's noise-free home configuration instead, so an exact reset reproduces the
+        rest of the episode. Goals are reset to the current pose.
+        """
+        robot = self.sim.robots[0]
+        controller = robot.part_controllers["right"]
+        controller.update_initial_joints(np.asarray(robot.init_qpos, dtype=np.float64))
+        controller.update(force=True)
+        controller.reset_goal()
+
     def _warnings(self) -> np.ndarray:
         warning = self.sim.sim.data._data.warning
         return np.array([warning[i].number for i in self._warning_ids])
@@ -332,6 +349,7 @@ class RobomimicEnv(gym.Env):
         if state is not None:
             self.sim.sim.set_state_from_flattened(state)
             self.sim.sim.forward()
+        self._reset_controller()
         self._last_obs = self._observation(force=True)
         self._warning_count = self._warnings()
         return self._last_obs.copy(), self._info()

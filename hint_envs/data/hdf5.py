@@ -271,6 +271,7 @@ def write_demonstrations(
     seed: int = 0,
     attrs: dict | None = None,
     overwrite: bool = False,
+    compression: str | None = "gzip",
 ) -> Path:
     """Write ``demos`` to ``path`` in robomimic's layout (module docstring), atomically.
 
@@ -289,6 +290,9 @@ def write_demonstrations(
         seed: seed of the train/valid split (stored as the ``split_seed`` attr).
         attrs: extra file-level metadata (JSON-serialisable), e.g. the collection seed.
         overwrite: replace an existing file at ``path``.
+        compression: HDF5 filter of the per-step arrays: ``"gzip"`` (default: lossless,
+            with byte shuffling; h5py and so robomimic read it transparently; MuJoCo
+            states of the Robomimic tasks shrink about threefold) or None.
 
     Returns:
         the absolute path written.
@@ -326,6 +330,9 @@ def write_demonstrations(
     file_attrs.update(_to_jsonable(dict(attrs or {})))
     _dump_json(file_attrs, "attrs")
     train_keys, valid_keys = _split(len(demos), float(valid_fraction), int(seed))
+    if compression not in (None, "gzip"):
+        raise ValueError(f"compression must be 'gzip' or None, got {compression!r}")
+    filters = {"compression": "gzip", "shuffle": True} if compression else {}
 
     path.parent.mkdir(parents=True, exist_ok=True)
     # a fresh hidden name beside the target (same file system, so os.replace is atomic);
@@ -339,7 +346,7 @@ def write_demonstrations(
             data.attrs["total"] = int(sum(len(d) for d in demos))
             data.attrs["obs_keys"] = json.dumps([list(span) for span in spans])
             for index, demo in enumerate(demos):
-                _write_demo(data.create_group(f"demo_{index}"), demo, spans)
+                _write_demo(data.create_group(f"demo_{index}"), demo, spans, filters)
             mask = f.create_group("mask")
             mask.create_dataset("train", data=_names(train_keys), dtype="S" + _width(train_keys))
             mask.create_dataset("valid", data=_names(valid_keys), dtype="S" + _width(valid_keys))
@@ -355,22 +362,23 @@ def _width(keys: Sequence[str]) -> str:
     return str(max((len(k) for k in keys), default=1))
 
 
-def _write_demo(group: h5py.Group, demo: Demonstration, spans: list[tuple]) -> None:
+def _write_demo(group: h5py.Group, demo: Demonstration, spans: list[tuple], filters: dict) -> None:
     observations = np.asarray(demo.observations)
     final_obs = np.asarray(demo.final_observation)
     next_obs = np.concatenate([observations[1:], final_obs[None]], axis=0)
     group.attrs["num_samples"] = len(demo)
     _write_metadata(group, demo.attrs, _RESERVED_DEMO_ATTRS)
     for key, start, stop in spans:
-        group.create_dataset(f"obs/{key}", data=observations[:, start:stop])
-        group.create_dataset(f"next_obs/{key}", data=next_obs[:, start:stop])
+        group.create_dataset(f"obs/{key}", data=observations[:, start:stop], **filters)
+        group.create_dataset(f"next_obs/{key}", data=next_obs[:, start:stop], **filters)
     for name in _STEP_DATASETS:
-        group.create_dataset(name, data=np.asarray(getattr(demo, name)))
+        group.create_dataset(name, data=np.asarray(getattr(demo, name)), **filters)
     group.create_dataset("final_obs", data=final_obs)
     group.create_dataset("final_state", data=np.asarray(demo.final_state))
     if demo.primitives is not None:
         for name in _PRIMITIVE_DATASETS:
-            group.create_dataset(f"primitives/{name}", data=getattr(demo.primitives, name))
+            values = getattr(demo.primitives, name)
+            group.create_dataset(f"primitives/{name}", data=values, **filters)
 
 
 def _version() -> str:

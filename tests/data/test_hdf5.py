@@ -101,6 +101,21 @@ def test_round_trip_every_array_and_attr(tmp_path: Path, demos: list[Demonstrati
     assert again.valid_keys == loaded.valid_keys
 
 
+def test_compression_is_lossless_and_optional(tmp_path: Path, demos: list[Demonstration]) -> None:
+    gzip = write_demonstrations(tmp_path / "gzip.hdf5", demos, ENV_ID)
+    plain = write_demonstrations(tmp_path / "plain.hdf5", demos, ENV_ID, compression=None)
+    with h5py.File(gzip) as f, h5py.File(plain) as g:
+        assert f["data/demo_0/states"].compression == "gzip"
+        assert g["data/demo_0/states"].compression is None
+    for a, b in zip(read_demonstrations(gzip).demos, demos, strict=True):
+        assert_same_demo(a, b)
+    for a, b in zip(read_demonstrations(plain).demos, demos, strict=True):
+        assert_same_demo(a, b)
+    with pytest.raises(ValueError, match="compression"):
+        write_demonstrations(tmp_path / "c.hdf5", demos, ENV_ID, compression="lzf")
+    assert not (tmp_path / "c.hdf5").exists()
+
+
 def test_robomimic_layout(tmp_path: Path, demos: list[Demonstration]) -> None:
     path = write_demonstrations(tmp_path / "demos.hdf5", demos, ENV_ID, env_kwargs={"a": 1})
     with h5py.File(path, "r") as f:

@@ -1,14 +1,18 @@
-"""PushT learning curve at CPU scale: mean max coverage of a HINT policy vs training steps.
+"""Learning curve at CPU scale: the score of a HINT policy vs training steps.
 
-Trains one DDPM chunking policy (HINT: (u_bar, x_bar, K) chunks, data noise sigma) on the
+Trains one DDPM chunking policy (HINT: (u_bar, x_bar, K) chunks, data noise sigma) on a
 reference dataset with checkpoints, then evaluates every checkpoint (and the final model)
-on Diffusion Policy's test seeds 100000.. with the same replica noise sigma at test time.
-The checkpoints are points of one cosine learning-rate schedule over ``--steps``, not
-separate runs of fewer steps. Writes a Markdown table, a plot and a JSON of the figures.
+on the test seeds 100000.. (for PushT, Diffusion Policy's) with the same replica noise
+sigma at test time. The checkpoints are points of one cosine learning-rate schedule over
+``--steps``, not separate runs of fewer steps. Writes a Markdown table, a plot and a JSON
+of the figures. The environment is the dataset's (PushT: mean max coverage and success;
+Robomimic: success).
 
 Usage::
 
-    python benchmarks/pusht_learning_curve.py --steps 4000 --every 1000
+    python benchmarks/learning_curve.py --steps 4000 --every 1000        # PushT
+    python benchmarks/learning_curve.py --dataset benchmarks/data/robomimic_can_200.hdf5 \
+        --steps 6000 --every 1500 --episodes 50 --out docs/results/can_learning_curve
 """
 
 from __future__ import annotations
@@ -52,7 +56,7 @@ class Args:
     """training and sampling seed"""
     out: str = "docs/results/pusht_learning_curve"
     """output stem: <out>.md, <out>.png, <out>.json"""
-    work: str = "runs/pusht_learning_curve"
+    work: str = "runs/learning_curve"
     """folder for the checkpoints"""
 
 
@@ -65,7 +69,7 @@ def main() -> None:
     import torch
 
     import hint_envs  # noqa: F401
-    from hint_envs.data import ChunkDataset
+    from hint_envs.data import ChunkDataset, read_demonstrations
     from hint_envs.evaluation import evaluate
     from policies.config import DDPMPolicyConfig, TrainConfig
     from policies.serialization import load_policy
@@ -99,6 +103,7 @@ def main() -> None:
         checkpoint_every=args.every,
         num_threads=args.threads,
     )
+    env_id = read_demonstrations(REPO / args.dataset).env_id
     work = REPO / args.work
     start = time.perf_counter()
     policy = train(dataset, config, train_config, out_dir=work, seed=args.seed)
@@ -113,7 +118,7 @@ def main() -> None:
         start = time.perf_counter()
         result = evaluate(
             model,
-            "hint_envs/PushT-v0",
+            env_id,
             seeds=list(range(100_000, 100_000 + args.episodes)),
             chunk_length=config.chunk_length,
             obs_horizon=config.obs_horizon,
@@ -128,28 +133,36 @@ def main() -> None:
         rows.append(
             {
                 "step": step,
-                "max_reward": m["max_reward"]["mean"],
-                "max_reward_std": m["max_reward"]["std"],
+                "max_reward": m["max_reward"]["mean"] if "max_reward" in m else None,
+                "max_reward_std": m["max_reward"]["std"] if "max_reward" in m else None,
                 "success": m["success"]["mean"],
                 "eval_s": time.perf_counter() - start,
             }
         )
-        print(
-            f"step {step}: mean max coverage {rows[-1]['max_reward']:.3f}, "
-            f"success {rows[-1]['success']:.2f}",
-            flush=True,
-        )
+        coverage = rows[-1]["max_reward"]
+        coverage = "" if coverage is None else f"mean max coverage {coverage:.3f}, "
+        print(f"step {step}: {coverage}success {rows[-1]['success']:.2f}", flush=True)
     losses = [(h["step"], h["loss"]) for h in policy.train_history]
     out = REPO / args.out
     out.parent.mkdir(parents=True, exist_ok=True)
-    figures = {"args": asdict(args), "train_s": train_s, "rows": rows, "loss": losses}
+    figures = {
+        "args": asdict(args),
+        "env_id": env_id,
+        "train_s": train_s,
+        "rows": rows,
+        "loss": losses,
+    }
     out.with_suffix(".json").write_text(json.dumps(figures, indent=2))
-    _plot(rows, losses, out.with_suffix(".png"), args)
-    _table(rows, train_s, out.with_suffix(".md"), args)
+    _plot(rows, losses, out.with_suffix(".png"), args, env_id)
+    _table(rows, train_s, out.with_suffix(".md"), args, env_id)
     print(f"written: {out.with_suffix('.md')}, {out.with_suffix('.png')}")
 
 
-def _plot(rows, losses, path: Path, args: Args) -> None:
+def _task(env_id: str) -> str:
+    return env_id.split("/")[-1].removesuffix("-v0").removeprefix("Robomimic")
+
+
+def _plot(rows, losses, path: Path, args: Args, env_id: str) -> None:
     import matplotlib
 
     matplotlib.use("Agg")
@@ -157,11 +170,14 @@ def _plot(rows, losses, path: Path, args: Args) -> None:
 
     fig, (ax1, ax2) = plt.subplots(1, 2, figsize=(9, 3.4))
     steps = [r["step"] for r in rows]
-    ax1.plot(steps, [r["max_reward"] for r in rows], "o-", label="mean max coverage")
+    if rows[0]["max_reward"] is not None:
+        ax1.plot(steps, [r["max_reward"] for r in rows], "o-", label="mean max coverage")
+        ax1.axhline(0.8, color="grey", lw=0.8, ls=":", label="issue goal 0.8")
+    else:
+        ax1.axhline(0.9, color="grey", lw=0.8, ls=":", label="issue goal 0.9")
     ax1.plot(steps, [r["success"] for r in rows], "s--", label="success")
-    ax1.axhline(0.8, color="grey", lw=0.8, ls=":", label="issue goal 0.8")
-    ax1.set(xlabel="training step", ylabel="score (50 test seeds)", ylim=(0, 1))
-    ax1.set_title(f"HINT on PushT, σ = {args.sigma:g}, N = {args.num_demos}")
+    ax1.set(xlabel="training step", ylabel=f"score ({args.episodes} test seeds)", ylim=(0, 1))
+    ax1.set_title(f"HINT on {_task(env_id)}, σ = {args.sigma:g}, N = {args.num_demos}")
     ax1.legend(fontsize=8)
     ax2.plot(*zip(*losses, strict=True))
     ax2.set(xlabel="training step", ylabel="denoising loss", yscale="log", title="training loss")
@@ -169,9 +185,10 @@ def _plot(rows, losses, path: Path, args: Args) -> None:
     fig.savefig(path, dpi=120)
 
 
-def _table(rows, train_s: float, path: Path, args: Args) -> None:
+def _table(rows, train_s: float, path: Path, args: Args, env_id: str) -> None:
+    coverage = rows[0]["max_reward"] is not None
     lines = [
-        "# PushT learning curve (CPU scale)",
+        f"# {_task(env_id)} learning curve (CPU scale)",
         "",
         f"HINT (DDPM over (ū, x̄, K) chunks), {args.denoiser} denoiser, {args.blocks} block(s) "
         f"of width {args.width}, "
@@ -181,19 +198,21 @@ def _table(rows, train_s: float, path: Path, args: Args) -> None:
         f"100000–{100000 + args.episodes - 1}. Made by:",
         "",
         "```bash",
-        f"python benchmarks/pusht_learning_curve.py --steps {args.steps} --every {args.every} "
+        f"python benchmarks/learning_curve.py --dataset {args.dataset} "
+        f"--num-demos {args.num_demos} --steps {args.steps} --every {args.every} "
         f"--sigma {args.sigma:g} --width {args.width} --blocks {args.blocks} "
-        f"--threads {args.threads} --out {args.out} --work {args.work}",
+        f"--episodes {args.episodes} --threads {args.threads} --out {args.out} "
+        f"--work {args.work}",
         "```",
         "",
-        "| training step | mean max coverage | success | eval time |",
-        "|---|---|---|---|",
+        "| training step | "
+        + ("mean max coverage | " if coverage else "")
+        + "success | eval time |",
+        "|---|---|---|" + ("---|" if coverage else ""),
     ]
     for r in rows:
-        lines.append(
-            f"| {r['step']} | {r['max_reward']:.3f} ± {r['max_reward_std']:.3f} | "
-            f"{r['success']:.2f} | {r['eval_s']:.0f} s |"
-        )
+        score = f"{r['max_reward']:.3f} ± {r['max_reward_std']:.3f} | " if coverage else ""
+        lines.append(f"| {r['step']} | {score}{r['success']:.2f} | {r['eval_s']:.0f} s |")
     lines += ["", f"![learning curve]({path.with_suffix('.png').name})", ""]
     path.write_text("\n".join(lines))
 

@@ -6,6 +6,9 @@
 - :mod:`hint_envs.envs.pusht`: ``hint_envs/PushT-v0`` (:class:`~hint_envs.envs.pusht.PushTEnv`
   around gym-pusht's own environment, and the agent's exact linear model); needs the
   ``pusht`` extra, so it is not imported here.
+- :mod:`hint_envs.envs.robomimic`: ``hint_envs/RobomimicLift-v0``, ``RobomimicCan-v0``,
+  ``RobomimicSquare-v0`` (:class:`~hint_envs.envs.robomimic.RobomimicEnv` around
+  robosuite's own environments); needs the ``robomimic`` extra, so it is not imported here.
 
 Modules that need an optional simulator (pymunk, robosuite) are not imported here, so
 importing this package stays cheap; ``gym.make`` imports them through the string entry

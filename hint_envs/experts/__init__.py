@@ -15,6 +15,9 @@ from hint_envs.experts.base import Demonstration, Expert
 EXPERTS: dict[str, str] = {
     "hint_envs/PlanarQuadrotor-v0": "hint_envs.experts.quadrotor:QuadrotorExpert",
     "hint_envs/PushT-v0": "hint_envs.experts.pusht:PushTExpert",
+    "hint_envs/RobomimicLift-v0": "hint_envs.experts.robomimic:RobomimicLiftExpert",
+    "hint_envs/RobomimicCan-v0": "hint_envs.experts.robomimic:RobomimicCanExpert",
+    "hint_envs/RobomimicSquare-v0": "hint_envs.experts.robomimic:RobomimicSquareExpert",
 }
 
 

@@ -27,9 +27,10 @@ the Square's nut, well inside the Panda's wrist range.
 
 The recorded ``mode`` per task:
 
-- Lift: ``"<face>/<side>"``: which pair of the cube's faces the fingers close on (``"x"``
-  or ``"y"``, in the cube's frame) and the side of the via-point the hand passes on its way
-  above the cube (``"left"``: +y, ``"right"``: -y of the straight path);
+- Lift: ``"<face>/<side>"``: which pair of the cube's faces the fingers close on (``"x"``:
+  the faces normal to the cube's x axis, ``"y"``: to its y axis) and the side of the
+  via-point the hand passes on its way above the cube (``"left"``: +y, ``"right"``: -y of
+  the straight path);
 - Can: ``"<route>"``: the carry route from the can to its compartment, ``"front"`` (via a
   point at larger x, away from the robot) or ``"back"`` (closer to the robot);
 - Square: ``"<turn>/<route>"``: the direction the nut is turned to square it with the peg
@@ -356,8 +357,8 @@ class RobomimicLiftExpert(RobomimicExpert):
         while True:
             self._attempts += 1
             cube, yaw = self._cube()
-            # fingers close along the cube's y axis ("x" faces) or x axis ("y" faces)
-            psi = wrap(yaw + (0.0 if style["face"] == "x" else math.pi / 2), math.pi)
+            # fingers close along the cube's x axis ("x" faces) or y axis ("y" faces)
+            psi = wrap(yaw + (math.pi / 2 if style["face"] == "x" else 0.0), math.pi)
             rot = down_rotation(psi)
             if first:
                 start = ep.eef.copy()

@@ -29,6 +29,8 @@ from hint_envs.core import STATE_OPTION, check_action, check_state
 
 logger = logging.getLogger(__name__)
 
+#: Reset option restoring the gripper's command ramp with a mid-episode state.
+GRIPPER_OPTION = "gripper_action"
 #: Extra that installs the simulator.
 PIP_EXTRA = 'pip install "hint_envs[robomimic]"'
 #: Control frequency (Hz), as robomimic's datasets were collected.
@@ -190,6 +192,12 @@ class RobomimicEnv(gym.Env):
     ## Rewards
     robosuite's sparse reward: 1 on a step where the task succeeds, else 0.
 
+    Success is robosuite's check: Lift, the cube's centre more than 4 cm above the
+    table top; Can, the can inside its bin compartment with the hand more than
+    4.24 cm from its centre (so it must be let go); Square, the nut's centre below
+    z = 0.87 m and within 3 cm of the square peg's axis, the hand more than 4.24 cm from
+    the nut's centre (a nut held by its handle counts).
+
     ## Starting State
     robosuite's own: the arm at its home pose with Gaussian joint noise (σ = 0.02 rad) and
     the objects placed by robosuite's samplers (Lift: the cube in a 6 cm square; Can: the
@@ -203,7 +211,11 @@ class RobomimicEnv(gym.Env):
     returns it; 32 floats for Lift, 71 for Can, 45 for Square). So that a saved state
     determines the rest of an episode, the null-space posture target of robosuite's OSC is
     the Panda's noise-free home configuration (robosuite uses the noised start, which no
-    state records); a restored episode then replays bit for bit.
+    state records); a restored episode then replays bit for bit. One more quantity is
+    not in the MuJoCo state: the gripper's command ramp (``gripper_action()``), which is 0
+    at every episode start, so restoring ``states[0]`` is exact; with a mid-episode state
+    pass it too, ``options={"state": s, "gripper_action": g}``, and the episode replays to
+    within MuJoCo's solver warm start (``qacc_warmstart``, also not in the state; ~1e-5 m).
 
     ## Episode End
     Terminated when robosuite's success check passes (``info["is_success"]``), as robomimic
@@ -322,6 +334,20 @@ class RobomimicEnv(gym.Env):
             + [np.asarray(raw["object-state"], dtype=np.float64).ravel()]
         )
 
+    def _gripper(self):
+        return self.sim.robots[0].gripper["right"]
+
+    def gripper_action(self) -> np.ndarray:
+        """The gripper's command ramp (robosuite's ``current_action``, one entry per finger).
+
+        robosuite moves the fingers' command towards the input by 0.2 per step, so a
+        closing gripper is commanded partly open for the first steps. The ramp is not part
+        of the MuJoCo state: it is 0 at every episode start, and
+        ``reset(options={"state": s, "gripper_action": g})`` restores it with a
+        mid-episode state.
+        """
+        return np.array(self._gripper().current_action, dtype=np.float64)
+
     def _reset_controller(self) -> None:
         """Make the arm controller a function of the MuJoCo state alone.
 
@@ -348,12 +374,25 @@ class RobomimicEnv(gym.Env):
     def reset(self, *, seed: int | None = None, options: dict | None = None):
         super().reset(seed=seed)
         options = options or {}
-        unknown = set(options) - {STATE_OPTION}
+        unknown = set(options) - {STATE_OPTION, GRIPPER_OPTION}
         if unknown:
-            raise ValueError(f"unknown reset options {sorted(unknown)}; supported: ['state']")
+            raise ValueError(
+                f"unknown reset options {sorted(unknown)}; supported: "
+                f"{[STATE_OPTION, GRIPPER_OPTION]}"
+            )
         state = options.get(STATE_OPTION)
         if state is not None:
             state = check_state(state, self.state_dim, "[time, qpos, qvel] (MuJoCo, flattened)")
+        gripper = options.get(GRIPPER_OPTION)
+        if gripper is not None:
+            if state is None:
+                raise ValueError(f"options['{GRIPPER_OPTION}'] needs options['{STATE_OPTION}']")
+            gripper = np.asarray(gripper, dtype=np.float64)
+            if gripper.shape != self.gripper_action().shape or not np.all(np.abs(gripper) <= 1):
+                raise ValueError(
+                    f"options['{GRIPPER_OPTION}'] must have shape {self.gripper_action().shape} "
+                    f"with entries in [-1, 1] (gripper_action() returns it), got {gripper}"
+                )
         # robosuite draws placements and joint noise from its generator ``rng``, which its
         # samplers hold by reference: reseed it in place from ours
         self.sim.rng.bit_generator.state = np.random.default_rng(
@@ -363,6 +402,8 @@ class RobomimicEnv(gym.Env):
         if state is not None:
             self.sim.sim.set_state_from_flattened(state)
             self.sim.sim.forward()
+        if gripper is not None:
+            self._gripper().current_action = gripper.copy()
         self._reset_controller()
         self._last_obs = self._observation(force=True)
         self._warning_count = self._warnings()

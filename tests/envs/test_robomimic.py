@@ -80,6 +80,33 @@ def test_exact_state_reset_reproduces_the_episode(envs, task):
         env.reset(options={"state": np.full_like(state0, np.nan)})
 
 
+def test_a_mid_episode_state_restores_exactly_with_the_gripper_ramp(envs):
+    env = envs["Can"]
+    base = env.unwrapped
+    env.reset(seed=5)
+    close = hold(env)
+    close[6] = 1.0  # closing: robosuite ramps the finger command by 0.2 a step
+    for _ in range(3):
+        env.step(close)
+    state, ramp = base.get_state(), base.gripper_action()
+    assert 0 < abs(ramp[0]) < 1
+    first = [env.step(close)[0] for _ in range(10)]
+    env.reset(options={"state": state, "gripper_action": ramp})
+    np.testing.assert_array_equal(base.gripper_action(), ramp)
+    # MuJoCo's solver warm start (qacc_warmstart) is not in the state either: ~1e-5 apart
+    again = np.array([env.step(close)[0] for _ in range(10)])
+    np.testing.assert_allclose(again, first, atol=1e-4)
+    env.reset(options={"state": state})  # without it the ramp restarts at 0
+    assert np.all(base.gripper_action() == 0)
+    fingers = slice(*base.obs_keys["robot0_gripper_qpos"])
+    ramp_lost = np.array([env.step(close)[0] for _ in range(10)])
+    assert np.abs(ramp_lost[:, fingers] - np.array(first)[:, fingers]).max() > 1e-3
+    with pytest.raises(ValueError, match="gripper_action"):
+        env.reset(options={"state": state, "gripper_action": [2.0, 0.0]})
+    with pytest.raises(ValueError, match="needs"):
+        env.reset(options={"gripper_action": ramp})
+
+
 def test_absolute_targets_are_tracked_and_validated(envs):
     env = envs["Lift"]
     env.reset(seed=3)

@@ -114,8 +114,9 @@ def output_feedback_gain(
     through ``y = C x``, LQR's full-state gain is not realisable; among the gains ``k``
     that keep ``A - k B C`` Schur stable this returns the minimiser of ``trace(P(k))``,
     the infinite-horizon cost ``sum_t x_t^T Q x_t + R u_t^2`` averaged over unit-covariance
-    initial deviations, where ``P = A_k^T P A_k + Q + k^2 R C^T C``. The search is bounded
-    (``J`` is smooth and finite on the stable interval).
+    initial deviations, where ``P = A_k^T P A_k + Q + k^2 R C^T C``. The end of the stable
+    interval is found by bisection (the stable gains are taken to form one interval from
+    0), then ``J``, smooth and finite on it, is minimised by a bounded scalar search.
 
     Args:
         A: ``(n, n)`` Schur stable (the stable gains then form an interval containing 0);
@@ -139,10 +140,17 @@ def output_feedback_gain(
         raise ValueError(f"R must be positive, got {R}")
     if not np.isfinite(_output_feedback_cost(0.0, A, B, C, Q, R)):
         raise ValueError(f"A must be Schur stable, its eigenvalues are {np.linalg.eigvals(A)}")
-    step = k_max / 2000.0
-    end = 0.0  # the end of the stable interval [0, end]
-    while end < k_max and np.isfinite(_output_feedback_cost(end + step, A, B, C, Q, R)):
-        end += step
+    # the end of the stable interval [0, end], by bisection on stability (to 1e-9 k_max)
+    stable, unstable = 0.0, float(k_max)
+    if np.isfinite(_output_feedback_cost(unstable, A, B, C, Q, R)):
+        stable = unstable
+    while unstable - stable > 1e-9 * k_max:
+        middle = 0.5 * (stable + unstable)
+        if np.isfinite(_output_feedback_cost(middle, A, B, C, Q, R)):
+            stable = middle
+        else:
+            unstable = middle
+    end = stable
     result = scipy.optimize.minimize_scalar(
         _output_feedback_cost,
         bounds=(0.0, end),

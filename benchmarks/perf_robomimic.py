@@ -18,7 +18,6 @@ Usage::
 from __future__ import annotations
 
 import argparse
-import logging
 import time
 from dataclasses import dataclass
 
@@ -29,8 +28,6 @@ import hint_envs  # noqa: F401
 from hint_envs.core import Primitives
 from hint_envs.envs.robomimic import make_robosuite
 from hint_envs.wrappers import PrimitiveControllerWrapper
-
-logging.getLogger("robosuite_logs").setLevel(logging.ERROR)
 
 
 @dataclass

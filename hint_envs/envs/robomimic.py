@@ -76,8 +76,20 @@ TASKS: dict[str, TaskSpec] = {
 }
 
 
+def _errors_only(record: logging.LogRecord) -> bool:
+    return record.levelno >= logging.ERROR
+
+
 def _import_robosuite():
-    """Import robosuite quietly, or raise DependencyNotInstalled naming the extra."""
+    """Import robosuite quietly, or raise DependencyNotInstalled naming the extra.
+
+    robosuite logs a handful of warnings at import (no private macro file, optional robot
+    models and IK solvers absent) that do not concern these tasks: its logger passes only
+    errors here.
+    """
+    robosuite_logger = logging.getLogger("robosuite_logs")
+    if _errors_only not in robosuite_logger.filters:
+        robosuite_logger.addFilter(_errors_only)
     try:
         import robosuite
         from robosuite.controllers import load_composite_controller_config
@@ -86,7 +98,6 @@ def _import_robosuite():
             f"the Robomimic environments need robosuite 1.5 and MuJoCo ({err}); install them "
             f"with {PIP_EXTRA}"
         ) from err
-    logging.getLogger("robosuite_logs").setLevel(logging.ERROR)
     return robosuite, load_composite_controller_config
 
 

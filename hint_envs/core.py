@@ -33,6 +33,7 @@ __all__ = [
     "is_control_env",
     "check_action",
     "check_state",
+    "check_render_args",
     "STATE_OPTION",
 ]
 
@@ -238,3 +239,20 @@ def check_state(state: Any, dim: int, layout: str) -> np.ndarray:
     if not np.all(np.isfinite(array)):
         raise ValueError(f"options['{STATE_OPTION}'] must be finite, got {array}")
     return array
+
+
+def check_render_args(
+    render_mode: str | None, render_modes: list[str], render_size: int | None = None
+) -> None:
+    """Validate an environment's ``render_mode`` (and ``render_size`` in pixels, if any).
+
+    Raises:
+        ValueError: a render mode not in ``render_modes`` (None is allowed), or a size that
+            is not an integer >= 8.
+    """
+    if render_mode is not None and render_mode not in render_modes:
+        raise ValueError(f"render_mode must be one of {render_modes} or None, got {render_mode!r}")
+    if render_size is not None and (
+        isinstance(render_size, bool) or not isinstance(render_size, int) or render_size < 8
+    ):
+        raise ValueError(f"render_size must be an integer >= 8 (pixels), got {render_size!r}")

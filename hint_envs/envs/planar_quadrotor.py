@@ -19,7 +19,7 @@ from gymnasium.utils import seeding
 from gymnasium.vector import AutoresetMode, VectorEnv
 from gymnasium.vector.utils import batch_space
 
-from hint_envs.core import STATE_OPTION, check_action, check_state
+from hint_envs.core import STATE_OPTION, check_action, check_render_args, check_state
 
 logger = logging.getLogger(__name__)
 
@@ -472,11 +472,7 @@ class PlanarQuadrotorEnv(gym.Env):
     obs_keys: dict[str, tuple[int, int]] = {"state": (0, STATE_DIM)}
 
     def __init__(self, render_mode: str | None = None, params: QuadrotorParams | None = None):
-        if render_mode is not None and render_mode not in self.metadata["render_modes"]:
-            raise ValueError(
-                f"render_mode must be one of {self.metadata['render_modes']} or None, "
-                f"got {render_mode!r}"
-            )
+        check_render_args(render_mode, self.metadata["render_modes"])
         if params is not None and not isinstance(params, QuadrotorParams):
             raise TypeError(f"params must be a QuadrotorParams, got {type(params).__name__}")
         self.params = params if params is not None else QuadrotorParams()
@@ -654,11 +650,7 @@ class PlanarQuadrotorVectorEnv(VectorEnv):
             raise ValueError(
                 f"max_episode_steps must be a positive integer or None, got {max_episode_steps!r}"
             )
-        if render_mode is not None and render_mode not in self.metadata["render_modes"]:
-            raise ValueError(
-                f"render_mode must be one of {self.metadata['render_modes']} or None, "
-                f"got {render_mode!r}"
-            )
+        check_render_args(render_mode, self.metadata["render_modes"])
         if params is not None and not isinstance(params, QuadrotorParams):
             raise TypeError(f"params must be a QuadrotorParams, got {type(params).__name__}")
         try:

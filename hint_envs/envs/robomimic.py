@@ -25,7 +25,7 @@ import gymnasium as gym
 import numpy as np
 from gymnasium import spaces
 
-from hint_envs.core import STATE_OPTION, check_action, check_state
+from hint_envs.core import STATE_OPTION, check_action, check_render_args, check_state
 
 logger = logging.getLogger(__name__)
 
@@ -258,13 +258,7 @@ class RobomimicEnv(gym.Env):
     ):
         if task not in TASKS:
             raise ValueError(f"task must be one of {sorted(TASKS)}, got {task!r}")
-        if render_mode is not None and render_mode not in self.metadata["render_modes"]:
-            raise ValueError(
-                f"render_mode must be one of {self.metadata['render_modes']} or None, "
-                f"got {render_mode!r}"
-            )
-        if isinstance(render_size, bool) or not isinstance(render_size, int) or render_size < 8:
-            raise ValueError(f"render_size must be an integer >= 8 (pixels), got {render_size!r}")
+        check_render_args(render_mode, self.metadata["render_modes"], render_size)
         self.task = TASKS[task]
         self.action_type = action_type
         self.render_mode = render_mode

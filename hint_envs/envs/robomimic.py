@@ -268,6 +268,9 @@ class RobomimicEnv(gym.Env):
         import mujoco  # robosuite's own dependency, so present once robosuite imported
 
         self._warning_ids = [int(getattr(mujoco.mjtWarning, name)) for name in _UNSTABLE_WARNINGS]
+        cameras = list(self.sim.sim.model.camera_names)
+        if camera not in cameras:
+            raise ValueError(f"camera must be one of {cameras}, got {camera!r}")
         observation = self.sim.reset()
         self.object_keys = self._object_layout()
         self.state_dim = int(self.get_state().shape[0])

@@ -161,6 +161,8 @@ def test_bad_arguments_are_rejected():
         RobomimicEnv(task="Lift", action_type="velocity")
     with pytest.raises(ValueError, match="render_mode"):
         RobomimicEnv(task="Lift", render_mode="human")
+    with pytest.raises(ValueError, match="camera must be one of"):
+        RobomimicEnv(task="Lift", camera="eye_in_the_sky")
 
 
 def test_missing_robosuite_names_the_extra(monkeypatch):

@@ -11,8 +11,9 @@ Robomimic: success).
 Usage::
 
     python benchmarks/learning_curve.py --steps 4000 --every 1000        # PushT
-    python benchmarks/learning_curve.py --dataset benchmarks/data/robomimic_can_200.hdf5 \
-        --steps 6000 --every 1500 --episodes 50 --out docs/results/can_learning_curve
+    python benchmarks/learning_curve.py --dataset runs/robomimic_data/robomimic_can_200.hdf5 \
+        --steps 8000 --every 2000 --blocks 2 --out docs/results/can_learning_curve  # Can
+    (the Can file: docs/results/robomimic_expert.md collects it)
 """
 
 from __future__ import annotations
@@ -31,7 +32,7 @@ REPO = Path(__file__).resolve().parents[1]
 @dataclass
 class Args:
     dataset: str = "benchmarks/data/pusht_state_200.hdf5"
-    """reference demonstration file (repository-relative)"""
+    """demonstration file (repository-relative or absolute); its env is evaluated"""
     num_demos: int = 200
     """demonstrations trained on (the first N of the file)"""
     sigma: float = 0.1

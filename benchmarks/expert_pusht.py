@@ -29,16 +29,9 @@ from pathlib import Path  # noqa: E402
 from typing import Any  # noqa: E402
 
 import numpy as np  # noqa: E402
+from bench_cli import parse_setting  # noqa: E402
 
 _EXPERT = None
-
-
-def _parse_setting(text: str) -> tuple[str, Any]:
-    name, _, value = text.partition("=")
-    if not value:
-        raise argparse.ArgumentTypeError(f"--setting must be name=value, got {text!r}")
-    number = float(value)
-    return name, int(number) if number.is_integer() and "." not in value else number
 
 
 def _episode(args: tuple[int, dict[str, Any]]) -> dict[str, Any]:
@@ -64,7 +57,7 @@ def main() -> None:
     parser.add_argument("--workers", type=int, default=1, help="parallel processes")
     parser.add_argument("--out", type=str, default=None, help="JSON file to write")
     parser.add_argument(
-        "--setting", type=_parse_setting, action="append", default=[], help="name=value"
+        "--setting", type=parse_setting, action="append", default=[], help="name=value"
     )
     args = parser.parse_args()
     settings = dict(args.setting)

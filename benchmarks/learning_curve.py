@@ -18,13 +18,13 @@ Usage::
 
 from __future__ import annotations
 
-import argparse
 import json
 import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
 import numpy as np
+from bench_cli import parse_dataclass_args
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -62,10 +62,7 @@ class Args:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    for name, default in vars(Args()).items():
-        parser.add_argument(f"--{name.replace('_', '-')}", type=type(default), default=default)
-    args = Args(**vars(parser.parse_args()))
+    args = parse_dataclass_args(Args, __doc__)
 
     import torch
 

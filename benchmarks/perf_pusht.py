@@ -14,13 +14,13 @@ Usage::
 
 from __future__ import annotations
 
-import argparse
 import os
 import time
 from dataclasses import dataclass
 
 import gymnasium as gym
 import numpy as np
+from bench_cli import parse_dataclass_args
 
 import hint_envs  # noqa: F401
 from hint_envs.core import Primitives
@@ -93,10 +93,7 @@ def bench(args: Args, gains: bool) -> dict[str, float]:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    for name, default in vars(Args()).items():
-        parser.add_argument(f"--{name.replace('_', '-')}", type=type(default), default=default)
-    args = Args(**vars(parser.parse_args()))
+    args = parse_dataclass_args(Args, __doc__)
     plain = bench(args, gains=False)
     with_gains = bench(args, gains=True)
     print("| measurement (PushT, this CPU) | value | goal |\n|---|---|---|")

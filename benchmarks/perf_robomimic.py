@@ -17,12 +17,12 @@ Usage::
 
 from __future__ import annotations
 
-import argparse
 import time
 from dataclasses import dataclass
 
 import gymnasium as gym
 import numpy as np
+from bench_cli import parse_dataclass_args
 
 import hint_envs  # noqa: F401
 from hint_envs.core import Primitives
@@ -100,10 +100,7 @@ def bench(args: Args, gain: float) -> dict[str, float]:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    for name, default in vars(Args()).items():
-        parser.add_argument(f"--{name.replace('_', '-')}", type=type(default), default=default)
-    args = Args(**vars(parser.parse_args()))
+    args = parse_dataclass_args(Args, __doc__)
     plain = bench(args, gain=0.0)
     with_gains = bench(args, gain=args.gain)
     print(f"| measurement (Robomimic {args.task}, this CPU) | value | goal |\n|---|---|---|")

@@ -296,7 +296,7 @@ class RobomimicEnv(gym.Env):
         else:
             low_u, high_u = -np.ones(7), np.ones(7)
         self.action_space = spaces.Box(low_u, high_u, dtype=np.float64)
-        self._last_obs = self._observation(force=True)
+        self._last_obs = self._observation()
 
     # -- layout --------------------------------------------------------------------------
 
@@ -331,8 +331,10 @@ class RobomimicEnv(gym.Env):
         controller.update(force=True)
         return Rotation.from_matrix(controller.ref_ori_mat).as_rotvec()
 
-    def _observation(self, force: bool = False, raw: dict | None = None) -> np.ndarray:
-        if raw is None or force:
+    def _observation(self, raw: dict | None = None) -> np.ndarray:
+        """The flat observation from robosuite's observation dict ``raw`` (a step's), or
+        computed afresh when None."""
+        if raw is None:
             # robosuite's object-to-gripper sensors read a cache that the gripper-pose
             # sensor fills in the same pass, after them: a second pass reads it fresh
             self.sim._get_observations(force_update=True)
@@ -413,7 +415,7 @@ class RobomimicEnv(gym.Env):
         if gripper is not None:
             self._gripper().current_action = gripper.copy()
         self._reset_controller()
-        self._last_obs = self._observation(force=True)
+        self._last_obs = self._observation()
         self._warning_count = self._warnings()
         return self._last_obs.copy(), self._info()
 

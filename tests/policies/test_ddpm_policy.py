@@ -15,7 +15,13 @@ from stable_baselines3.common.vec_env import DummyVecEnv
 
 from hint_envs.wrappers import ReplicaNoiseWrapper
 from policies.ddpm import DDPMChunkingPolicy
-from policies.networks import ConditionalUnet1D, MLPDenoiser, count_parameters, mish
+from policies.networks import (
+    TAPS_MIN_BATCH,
+    ConditionalUnet1D,
+    MLPDenoiser,
+    count_parameters,
+    mish,
+)
 from policies.sampling import DiffusionSampler
 
 
@@ -197,8 +203,10 @@ def test_precomputed_films_equal_the_plain_forward(denoiser):
     torch.testing.assert_close(fast, plain, atol=1e-5, rtol=1e-5)
 
 
-def test_unet_equals_a_reference_built_from_torch_convolutions():
-    """The GEMM convolutions and the U-Net wiring against F.conv1d / F.group_norm."""
+@pytest.mark.parametrize("batch", [2, TAPS_MIN_BATCH + 1])  # im2col and per-tap GEMMs
+def test_unet_equals_a_reference_built_from_torch_convolutions(batch):
+    """The time-major GEMM convolutions, group norm and U-Net wiring against torch's
+    F.conv1d / F.group_norm / F.conv_transpose1d on (B, C, T)."""
     torch.manual_seed(0)
     net = ConditionalUnet1D(20, 12, 16, down_dims=(16, 32, 64), n_groups=4, kernel_size=5)
 
@@ -219,7 +227,8 @@ def test_unet_equals_a_reference_built_from_torch_convolutions():
         )
         return h + skip
 
-    x, cond, t = torch.randn(2, 16, 20), torch.randn(2, 12), torch.tensor([3, 70])
+    x, cond = torch.randn(batch, 16, 20), torch.randn(batch, 12)
+    t = torch.arange(batch) * 7
     films = iter((net.obs_films(cond) + net.step_films(t)).split(net.film_sizes, dim=-1))
     h, skips = x.transpose(1, 2), []
     for r1, r2, down in net.down:
@@ -231,9 +240,29 @@ def test_unet_equals_a_reference_built_from_torch_convolutions():
         h = res(r, h, next(films))
     for r1, r2, up in net.up:
         h = torch.cat([h, skips.pop()], dim=1)
-        h = up(res(r2, res(r1, h, next(films)), next(films)))
+        h = res(r2, res(r1, h, next(films)), next(films))
+        h = F.conv_transpose1d(h, up.weight, up.bias, stride=2, padding=1)
     h = F.conv1d(block(net.final_block, h), net.final_conv.weight, net.final_conv.bias)
     torch.testing.assert_close(net(x, t, cond), h.transpose(1, 2), atol=1e-4, rtol=1e-4)
+    with torch.inference_mode():  # the cached tap weights give the same
+        torch.testing.assert_close(net(x, t, cond), h.transpose(1, 2), atol=1e-4, rtol=1e-4)
+
+
+def test_unet_gradients_agree_between_the_convolution_schemes(monkeypatch):
+    """Training at batch >= TAPS_MIN_BATCH backpropagates through the in-place tap GEMMs."""
+    torch.manual_seed(0)
+    net = ConditionalUnet1D(20, 12, 16, down_dims=(16, 32, 64), n_groups=4)
+    x, cond, t = torch.randn(9, 16, 20), torch.randn(9, 12), torch.arange(9)
+
+    def grads():
+        net.zero_grad()
+        net(x, t, cond).square().sum().backward()
+        return [p.grad.clone() for p in net.parameters()]
+
+    taps = grads()
+    monkeypatch.setattr("policies.networks.TAPS_MIN_BATCH", 10)
+    for a, b in zip(taps, grads(), strict=True):
+        torch.testing.assert_close(a, b, atol=1e-4, rtol=1e-4)
 
 
 def test_unet_of_the_hint_paper_size():

@@ -170,6 +170,13 @@ class ChunkPolicyBase(BasePolicy):
         return action
 
     # ------------------------------------------------------------------ persistence
+    def set_training_mode(self, mode: bool) -> None:
+        """SB3's mode switch (``predict`` calls it every time), skipped when the policy is
+        already in ``mode``: the switch walks every module, a per-chunk cost at batch 1.
+        (Sampling puts the denoiser it uses in eval mode itself.)"""
+        if self.training != mode:
+            super().set_training_mode(mode)
+
     def _get_constructor_parameters(self) -> dict[str, Any]:
         data = super()._get_constructor_parameters()
         data.pop("normalize_images", None)

@@ -165,55 +165,50 @@ class _Conv1d(nn.Conv1d):
       as one in-place GEMM per tap over the rows where ``t + j - p`` is inside the sequence.
       No copy of the input, and no products with the zero padding (at ``T = 4``, ``k = 5``
       that is 30% of the im2col FLOPs).
-    * *im2col* (otherwise): gather the padded windows once into ``(T_out * B, C_in * k)``
-      and multiply by the weight viewed as ``(C_out, C_in * k)``: one GEMM, fewer calls.
+    * *im2col* (otherwise): gather the padded windows once into ``(T_out * B, k * C_in)``
+      and multiply by the weight as ``(k * C_in, C_out)``: one GEMM, fewer calls.
 
-    Without autograd, the taps' weight layout ``(k, C_in, C_out)`` is cached and rebuilt
+    Both multiply by the weight laid out as ``(k, C_in, C_out)``; without autograd that
+    layout is cached (a GEMM reads it faster than the transposed parameter) and rebuilt
     when the weight changes (its version counter moves: an optimiser step, an EMA update,
     ``load_state_dict``).
     """
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        """``x (T, B, C_in)`` -> ``(T_out, B, C_out)``, both time-major contiguous."""
+        """``x (T, B, C_in)`` -> ``(T_out, B, C_out)``; the input may be any strided view for
+        im2col, the output is contiguous."""
         (k,), (stride,), (pad,) = self.kernel_size, self.stride, self.padding
         length, batch, channels = x.shape
-        if k == 1 and stride == 1:
-            rows = self._matmul(x.reshape(-1, channels), self.weight.view(self.out_channels, -1))
-            return rows.view(length, batch, self.out_channels)
-        if stride == 1 and batch >= TAPS_MIN_BATCH:
-            return self._taps(x, k, pad)
+        taps = self._tap_weights()  # (k, C_in, C_out)
+        if stride == 1 and (k == 1 or batch >= TAPS_MIN_BATCH):
+            return self._taps(x.contiguous(), taps, pad)
         if pad:
             x = F.pad(x, (0, 0, 0, 0, pad, pad))
-        windows = x.unfold(0, k, stride)  # (T_out, B, C_in, k)
-        cols = windows.reshape(-1, channels * k)
-        return self._matmul(cols, self.weight.view(self.out_channels, channels * k)).view(
+        windows = x.unfold(0, k, stride).transpose(-1, -2)  # (T_out, B, k, C_in)
+        cols = windows.reshape(-1, k * channels)
+        return self._matmul(cols, taps.reshape(k * channels, -1)).view(
             windows.shape[0], batch, self.out_channels
         )
 
     def _matmul(self, rows: torch.Tensor, weight: torch.Tensor) -> torch.Tensor:
-        if self.bias is None:
-            return rows @ weight.t()
-        return torch.addmm(self.bias, rows, weight.t())
+        """``rows (R, K) @ weight (K, C_out) + bias``."""
+        return rows @ weight if self.bias is None else torch.addmm(self.bias, rows, weight)
 
-    def _taps(self, x: torch.Tensor, k: int, pad: int) -> torch.Tensor:
+    def _taps(self, x: torch.Tensor, taps: torch.Tensor, pad: int) -> torch.Tensor:
         length, batch, channels = x.shape
-        taps = self._tap_weights()  # (k, C_in, C_out)
-        flat = x.view(length * batch, channels)
-        out = (
-            flat @ taps[pad] if self.bias is None else torch.addmm(self.bias, flat, taps[pad])
-        )  # the centre tap covers every row
+        out = self._matmul(x.view(length * batch, channels), taps[pad])  # centre: every row
         out = out.view(length, batch, self.out_channels)
-        for j in range(k):
+        for j in range(taps.shape[0]):
             shift = j - pad
             lo, hi = max(0, -shift), length - max(0, shift)
             if j == pad or hi <= lo:
                 continue
             rows = out[lo:hi].view(-1, self.out_channels)
-            source = x[lo + shift : hi + shift].view(-1, channels)
-            rows.addmm_(source, taps[j])
+            rows.addmm_(x[lo + shift : hi + shift].view(-1, channels), taps[j])
         return out
 
     def _tap_weights(self) -> torch.Tensor:
+        """The weight as ``(k, C_in, C_out)``; without autograd, a cached contiguous copy."""
         weight = self.weight
         if torch.compiler.is_compiling() or (torch.is_grad_enabled() and weight.requires_grad):
             return weight.permute(2, 1, 0)

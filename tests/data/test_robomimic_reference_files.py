@@ -90,7 +90,7 @@ def test_replaying_the_actions_from_the_first_state_reproduces_success(files, ta
     env = gym.make(f"hint_envs/Robomimic{task}-v0")
     for demo in (demos[0], demos[-1]):
         obs, _ = env.reset(options={"state": demo.states[0]})
-        np.testing.assert_array_equal(obs, demo.observations[0])
+        np.testing.assert_allclose(obs, demo.observations[0], rtol=0, atol=1e-6)
         success = False
         for action in demo.actions:
             obs, _, terminated, truncated, info = env.step(action)
@@ -98,5 +98,10 @@ def test_replaying_the_actions_from_the_first_state_reproduces_success(files, ta
             if terminated or truncated:
                 break
         assert success
-        np.testing.assert_array_equal(obs, demo.final_observation)
+        # The files may have been recorded on another CPU: MuJoCo's floating point differs
+        # in the last bits between instruction sets (AVX2 vs AVX-512: 4e-8 after the
+        # reset), and the difference grows over an episode (4e-4 seen at the end). Replay
+        # on one machine is exact: see
+        # tests/envs/test_robomimic.py::test_exact_state_reset_reproduces_the_episode.
+        np.testing.assert_allclose(obs, demo.final_observation, rtol=0, atol=5e-3)
     env.close()

@@ -228,16 +228,21 @@ class _ConvTranspose1d(nn.ConvTranspose1d):
     (``i = m``) and 0 (``i = m + 1``).
     """
 
+    def __init__(self, in_channels: int, out_channels: int, kernel_size: int, **kwargs):
+        super().__init__(in_channels, out_channels, kernel_size, **kwargs)
+        shape = (self.kernel_size, self.stride, self.padding, self.dilation, self.output_padding)
+        if shape != ((4,), (2,), (1,), (1,), (0,)):
+            raise ValueError("_ConvTranspose1d supports kernel 4, stride 2, padding 1 only")
+
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         """``x (T, B, C_in)`` -> ``(2 T, B, C_out)`` time-major contiguous."""
-        if self.kernel_size != (4,) or self.stride != (2,) or self.padding != (1,):
-            raise NotImplementedError("only kernel 4, stride 2, padding 1")
         length, batch, channels = x.shape
         c_out = self.out_channels
         weight = self.weight.view(channels, c_out * 4)  # (C_in, C_out, k) -> taps interleaved
         y = (x.reshape(-1, channels) @ weight).view(length, batch, c_out, 4)
-        even = y[..., 1] + self.bias.view(c_out)
-        odd = y[..., 2] + self.bias.view(c_out)
+        even, odd = y[..., 1], y[..., 2]
+        if self.bias is not None:
+            even, odd = even + self.bias, odd + self.bias
         even = torch.cat([even[:1], even[1:] + y[:-1, ..., 3]])
         odd = torch.cat([odd[:-1] + y[1:, ..., 0], odd[-1:]])
         return torch.stack([even, odd], dim=1).view(2 * length, batch, c_out)

@@ -13,9 +13,9 @@ Reference: ``benchmarks/dp_reference.py``, Diffusion Policy's way of sampling (`
 modules on ``(B, C, T)``, a FiLM encoder per block recomputed at every step,
 ``scheduler.step`` of ``diffusers`` under ``torch.no_grad``), with the policy's own U-Net
 weights copied in, so both compute the same samples; it is timed on the normalised
-observations (no normalisation), in the same process, threads and OpenMP settings. The
-issue that asked for this benchmark quotes Diffusion Policy's own implementation at
-1.1 s (batch 1) and 4.9 s (batch 50) per chunk with DDPM-100 on this machine kind.
+observations (no normalisation), in the same process, threads and OpenMP settings.
+Diffusion Policy's own implementation was quoted at 1.1 s (batch 1) and 4.9 s (batch 50)
+per chunk with DDPM-100 and 2 threads on this machine kind (``QUOTED_REFERENCE``).
 
 OpenMP settings are left as the environment gives them. On the 2-core development VM,
 ``OMP_WAIT_POLICY=PASSIVE`` (workers sleep between parallel regions) made 2-thread

@@ -14,7 +14,7 @@ from stable_baselines3.common.monitor import Monitor
 from stable_baselines3.common.vec_env import DummyVecEnv
 
 from hint_envs.wrappers import ReplicaNoiseWrapper
-from policies.ddpm import DDPMChunkingPolicy
+from policies.ddpm import COMPILE_BELOW_BATCH, DDPMChunkingPolicy
 from policies.networks import (
     TAPS_MIN_BATCH,
     ConditionalUnet1D,
@@ -299,6 +299,29 @@ def test_policy_spaces_equal_the_chunk_env_spaces(demos):
     assert policy.observation_space == env.observation_space
     assert policy.action_space == env.action_space
     assert gym.make(ENV_ID).observation_space.shape == (6,)
+
+
+def test_compiled_body_serves_small_batches_only(demos, monkeypatch):
+    """compile_sampler() routes batches below COMPILE_BELOW_BATCH through the compiled
+    body and larger ones through the eager one (checked without compiling)."""
+    policy = make_policy(demos, tiny_config(denoiser="unet1d"))
+    calls = []
+
+    def fake_compile(body, **kwargs):
+        def compiled(*args):
+            calls.append(args[0].shape[0])
+            return body(*args)
+
+        return compiled
+
+    monkeypatch.setattr(torch, "compile", fake_compile)
+    policy.compile_sampler()
+    obs = make_chunk_env(policy.config).reset(seed=0)[0]
+    steps = policy.config.num_inference_steps
+    policy.predict(np.stack([obs] * (COMPILE_BELOW_BATCH - 1)))
+    assert calls == [COMPILE_BELOW_BATCH - 1] * steps
+    policy.predict(np.stack([obs] * COMPILE_BELOW_BATCH))
+    assert len(calls) == steps
 
 
 @pytest.mark.slow

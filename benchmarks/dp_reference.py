@@ -16,27 +16,13 @@ reference and the policy's sampler are the same model with the same steps.
 
 from __future__ import annotations
 
-import math
-
 import torch
 from torch import nn
 
-from policies.networks import ConditionalUnet1D
+from policies.networks import ConditionalUnet1D, SinusoidalStepEmbedding
 from policies.sampling import DiffusionSampler
 
 __all__ = ["ReferenceUnet1D", "from_denoiser", "reference_sample"]
-
-
-class _StepEmbedding(nn.Module):
-    def __init__(self, dim: int):
-        super().__init__()
-        self.dim = dim
-
-    def forward(self, t: torch.Tensor) -> torch.Tensor:
-        half = self.dim // 2
-        freqs = torch.exp(torch.arange(half, device=t.device) * (-math.log(10000) / (half - 1)))
-        angles = t[:, None].float() * freqs[None, :]
-        return torch.cat([angles.sin(), angles.cos()], dim=-1)
 
 
 class _ConvBlock(nn.Module):
@@ -83,7 +69,7 @@ class ReferenceUnet1D(nn.Module):
     ):
         super().__init__()
         self.step_encoder = nn.Sequential(
-            _StepEmbedding(step_embed_dim),
+            SinusoidalStepEmbedding(step_embed_dim),
             nn.Linear(step_embed_dim, 4 * step_embed_dim),
             nn.Mish(),
             nn.Linear(4 * step_embed_dim, step_embed_dim),

@@ -270,6 +270,7 @@ class RobomimicEnv(gym.Env):
         self._warning_ids = [int(getattr(mujoco.mjtWarning, name)) for name in _UNSTABLE_WARNINGS]
         cameras = list(self.sim.sim.model.camera_names)
         if camera not in cameras:
+            self.sim.close()
             raise ValueError(f"camera must be one of {cameras}, got {camera!r}")
         observation = self.sim.reset()
         self.object_keys = self._object_layout()

@@ -40,6 +40,9 @@ weights with DDPM-100, DDIM-10 and DDPM-10 (ancestral sampling on 10 of the 100 
 (seeds 100000+i), reporting the success of each and the difference to DDPM-100::
 
     python benchmarks/sampling_latency.py --success --no-latency --demos 1 --train-steps 5000
+
+``--prediction sample`` trains the denoiser to predict the clean chunk instead of the noise
+(``DDPMPolicyConfig.prediction_type``).
 """
 
 from __future__ import annotations
@@ -58,7 +61,7 @@ from dp_reference import from_denoiser, reference_sample
 import hint_envs  # noqa: F401
 from hint_envs.data.normalization import NormalizationStats, RangeNormalizer
 from hint_envs.wrappers import PrimitiveControllerWrapper
-from policies.config import DDPMPolicyConfig
+from policies.config import PREDICTION_TYPES, DDPMPolicyConfig
 from policies.ddpm import DDPMChunkingPolicy
 from policies.networks import count_parameters
 
@@ -87,6 +90,8 @@ class Args:
     """--success: evaluation initial states"""
     train_steps: int = 1200
     """--success: training steps (the Fig. 5 suite's 1200 by default)"""
+    prediction: str = "epsilon"
+    """--success: what the denoiser predicts, "epsilon" (noise) or "sample" (clean chunk)"""
 
 
 def cpu_times() -> tuple[float, float] | None:
@@ -173,7 +178,9 @@ def success_by_sampler(args: Args) -> list[tuple[str, float, float, float]]:
     from policies.training import train
 
     demos = collect_demonstrations(ENV_ID, args.demos, seed=0, only_success=True)
-    config = DDPMPolicyConfig(denoiser="mlp", widths=(1024,), n_aug=4)
+    config = DDPMPolicyConfig(
+        denoiser="mlp", widths=(1024,), n_aug=4, prediction_type=args.prediction
+    )
     with tempfile.TemporaryDirectory() as folder:
         path = Path(folder) / "demos.hdf5"
         write_demonstrations(path, demos, ENV_ID)
@@ -228,6 +235,12 @@ def main() -> None:
     parser.add_argument("--demos", type=int, default=Args.demos)
     parser.add_argument("--episodes", type=int, default=Args.episodes)
     parser.add_argument("--train-steps", type=int, default=Args.train_steps)
+    parser.add_argument(
+        "--prediction",
+        choices=PREDICTION_TYPES,
+        default=Args.prediction,
+        help="--success: train the denoiser to predict the noise or the clean chunk",
+    )
     ns = parser.parse_args()
     args = Args(
         ns.threads,
@@ -239,6 +252,7 @@ def main() -> None:
         ns.demos,
         ns.episodes,
         ns.train_steps,
+        ns.prediction,
     )
     torch.set_num_threads(args.threads)
     load_before = os.getloadavg()
@@ -301,9 +315,9 @@ def main() -> None:
     if ns.success:
         rows = success_by_sampler(args)
         print(
-            f"\nSuccess of one trained policy (MLP 1024, {args.train_steps} steps, {args.demos} "
-            f"demos, gains, sigma 0) by sampler, {args.episodes} initial states (seeds "
-            "100000+):\n"
+            f"\nSuccess of one trained policy (MLP 1024, {args.prediction} prediction, "
+            f"{args.train_steps} steps, {args.demos} demos, gains, sigma 0) by sampler, "
+            f"{args.episodes} initial states (seeds 100000+):\n"
         )
         print("| sampler | success | minus DDPM-100 (points) | eval time (s) |")
         print("|---|---|---|---|")

@@ -19,7 +19,13 @@ import time
 from collections.abc import Sequence
 from pathlib import Path
 
-from policies.config import DENOISERS, SCHEDULERS, DDPMPolicyConfig, TrainConfig
+from policies.config import (
+    DENOISERS,
+    PREDICTION_TYPES,
+    SCHEDULERS,
+    DDPMPolicyConfig,
+    TrainConfig,
+)
 
 
 def _int_tuple(text: str) -> tuple[int, ...]:
@@ -84,6 +90,13 @@ def build_parser() -> argparse.ArgumentParser:
         default=None,
         help="sampling steps (default: diffusion steps for ddpm, 10 for ddim)",
     )
+    policy.add_argument(
+        "--prediction-type",
+        choices=PREDICTION_TYPES,
+        default=defaults.prediction_type,
+        help="what the denoiser predicts: the noise, or the clean chunk (better with few "
+        "DDIM steps; docs/results/sampling.md)",
+    )
     policy.add_argument("--ema", action=argparse.BooleanOptionalAction, default=defaults.ema)
     training = parser.add_argument_group("training")
     training.add_argument("--steps", type=int, default=train_defaults.steps)
@@ -126,6 +139,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             diffusion_steps=args.diffusion_steps,
             scheduler=args.scheduler,
             inference_steps=args.inference_steps,
+            prediction_type=args.prediction_type,
             ema=args.ema,
             sigma=args.sigma,
             n_aug=args.n_aug,

@@ -22,6 +22,7 @@ __all__ = [
     "TrainConfig",
     "BETA_SCHEDULES",
     "DENOISERS",
+    "PREDICTION_TYPES",
     "SCHEDULERS",
 ]
 
@@ -29,6 +30,8 @@ __all__ = [
 DENOISERS = ("unet1d", "mlp")
 #: Samplers: ancestral DDPM or deterministic DDIM (eta = 0), both from ``diffusers``.
 SCHEDULERS = ("ddpm", "ddim")
+#: Denoiser targets: the added noise (Diffusion Policy's default) or the clean sample.
+PREDICTION_TYPES = ("epsilon", "sample")
 #: ``diffusers`` beta schedules the configurations accept.
 BETA_SCHEDULES = ("linear", "scaled_linear", "squaredcos_cap_v2")
 
@@ -107,6 +110,10 @@ class DDPMPolicyConfig:
         beta_schedule: ``diffusers`` beta schedule (``squaredcos_cap_v2`` as in
             Diffusion Policy).
         clip_sample: clip the predicted clean chunk to the normalised range [-1, 1].
+        prediction_type: what the denoiser is trained to predict: ``"epsilon"`` (the
+            added noise, Diffusion Policy's default) or ``"sample"`` (the clean chunk,
+            which holds up better with few deterministic DDIM steps; see
+            docs/results/sampling.md).
         ema: keep an exponential moving average of the weights and sample with it.
         ema_power, ema_inv_gamma, ema_min_decay, ema_max_decay, ema_update_after_step:
             the warm-up schedule of Diffusion Policy's ``EMAModel``:
@@ -135,6 +142,7 @@ class DDPMPolicyConfig:
     inference_steps: int | None = None
     beta_schedule: str = "squaredcos_cap_v2"
     clip_sample: bool = True
+    prediction_type: str = "epsilon"
     ema: bool = True
     ema_power: float = 0.75
     ema_inv_gamma: float = 1.0
@@ -195,6 +203,11 @@ class DDPMPolicyConfig:
         if self.beta_schedule not in BETA_SCHEDULES:
             raise ValueError(
                 f"unknown beta_schedule {self.beta_schedule!r}; choose one of {BETA_SCHEDULES}"
+            )
+        if self.prediction_type not in PREDICTION_TYPES:
+            raise ValueError(
+                f"unknown prediction_type {self.prediction_type!r}; "
+                f"choose one of {PREDICTION_TYPES}"
             )
         self.ema_power = _finite("ema_power", self.ema_power, low=0.0)
         self.ema_inv_gamma = _finite("ema_inv_gamma", self.ema_inv_gamma)

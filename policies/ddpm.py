@@ -87,6 +87,7 @@ def make_sampler(config: DDPMPolicyConfig) -> DiffusionSampler:
         config.num_inference_steps,
         config.beta_schedule,
         config.clip_sample,
+        config.prediction_type,
     )
 
 
@@ -197,7 +198,8 @@ class DDPMChunkingPolicy(ChunkPolicyBase):
             generator: source of the diffusion steps and noise (default: the policy's).
 
         Returns:
-            scalar ``mean((eps_theta(x_t, t, obs) - eps) ** 2)``.
+            scalar ``mean((eps_theta(x_t, t, obs) - eps) ** 2)`` (with
+            ``prediction_type="sample"``, the clean chunk ``action`` in place of ``eps``).
         """
         generator = generator if generator is not None else self.generator
         batch, device = action.shape[0], generator.device
@@ -206,7 +208,7 @@ class DDPMChunkingPolicy(ChunkPolicyBase):
         )
         noise = torch.randn(action.shape, generator=generator, dtype=action.dtype, device=device)
         noisy = self.sampler.add_noise(action, noise, t)
-        return F.mse_loss(self.denoiser(noisy, t, obs), noise)
+        return F.mse_loss(self.denoiser(noisy, t, obs), self.sampler.target(action, noise))
 
     def loss(
         self,

@@ -336,7 +336,9 @@ def test_a_dataset_block_trains_on_the_reference_file_without_collecting(tmp_pat
         load_suite(_suite(tmp_path, GOOD_ENV + 'dataset = "no/such.hdf5"\n'))
 
 
-@pytest.mark.parametrize("name", ["quick", "paper", "fig5_quadrotor", "tiny"])
+@pytest.mark.parametrize(
+    "name", ["quick", "paper", "fig5_quadrotor", "fig5_quadrotor_sample", "tiny"]
+)
 def test_the_named_suites_load_and_expand(name: str) -> None:
     pytest.importorskip("gym_pusht")  # quick and paper have PushT blocks
     suite = load_suite(name)

@@ -28,6 +28,7 @@ from policies.config import DDPMPolicyConfig, TrainConfig
         (dict(denoiser="unet1d", horizon=10, chunk_length=8), "multiple of 4"),
         (dict(inference_steps=200, diffusion_steps=100), r"inference_steps \(200\) must be <="),
         (dict(beta_schedule="cosine"), "unknown beta_schedule 'cosine'"),
+        (dict(prediction_type="v_prediction"), "unknown prediction_type 'v_prediction'"),
         (dict(ema_max_decay=1.5), "ema_max_decay must be <= 1.0, got 1.5"),
         (dict(step_embed_dim=15), "step_embed_dim must be even"),
     ],
@@ -44,6 +45,14 @@ def test_policy_config_defaults_are_the_cpu_defaults():
     assert config.num_inference_steps == 100
     assert DDPMPolicyConfig(scheduler="ddim").num_inference_steps == 10
     assert DDPMPolicyConfig(scheduler="ddim", inference_steps=5).num_inference_steps == 5
+    assert config.prediction_type == "epsilon"
+
+
+def test_a_config_saved_before_prediction_type_loads_as_epsilon_prediction():
+    data = DDPMPolicyConfig(prediction_type="sample").to_dict()
+    assert data["prediction_type"] == "sample"
+    del data["prediction_type"]  # what config.json files written before the option hold
+    assert DDPMPolicyConfig.from_dict(data).prediction_type == "epsilon"
 
 
 def test_policy_config_json_round_trip():

@@ -106,6 +106,23 @@ def test_loss_checks_shapes_and_is_differentiable(demos):
         policy.loss(data.observations[:16], data.actions[:16, :4])
 
 
+@pytest.mark.parametrize("prediction", ["epsilon", "sample"])
+def test_loss_regresses_the_prediction_target(demos, prediction):
+    policy = make_policy(demos, tiny_config(prediction_type=prediction))
+    data = make_dataset(demos, policy.config)
+    obs = policy.normalize_obs(torch.as_tensor(data.observations[:16]))
+    action = policy.normalize_action(torch.as_tensor(data.actions[:16]))
+    loss = policy.normalized_loss(obs, action, torch.Generator().manual_seed(5))
+    generator = torch.Generator().manual_seed(5)  # the same draws, in the same order
+    t = torch.randint(0, policy.config.diffusion_steps, (16,), generator=generator)
+    noise = torch.randn(action.shape, generator=generator)
+    output = policy.denoiser(policy.sampler.add_noise(action, noise, t), t, obs)
+    target = noise if prediction == "epsilon" else action
+    torch.testing.assert_close(loss, torch.mean((output - target) ** 2))
+    other = action if prediction == "epsilon" else noise
+    assert not torch.allclose(loss, torch.mean((output - other) ** 2))
+
+
 def test_ema_follows_diffusion_policy_schedule(demos):
     policy = make_policy(demos, tiny_config())
     with torch.no_grad():
@@ -127,13 +144,15 @@ def test_ema_follows_diffusion_policy_schedule(demos):
 
 
 # ---------------------------------------------------------------- sampler
+@pytest.mark.parametrize("prediction", ["epsilon", "sample"])
 @pytest.mark.parametrize(("kind", "steps"), [("ddpm", 100), ("ddpm", 20), ("ddim", 10)])
-def test_sampler_matches_diffusers_step_by_step(kind, steps):
-    sampler = DiffusionSampler(kind, 100, steps)
+def test_sampler_matches_diffusers_step_by_step(kind, steps, prediction):
+    sampler = DiffusionSampler(kind, 100, steps, prediction_type=prediction)
+    assert sampler.scheduler.config.prediction_type == prediction
     weight = torch.randn(5, 5, generator=torch.Generator().manual_seed(1)) * 0.5
 
-    def model(x, t):
-        return torch.tanh(x @ weight + t / 100)
+    def model(x, t):  # beyond [-1, 1]: a predicted clean sample gets clipped
+        return 1.5 * torch.tanh(x @ weight + t / 100)
 
     ours = sampler.sample(
         lambda x, i: model(x, float(sampler.timesteps[i])),

@@ -41,8 +41,9 @@ weights with DDPM-100, DDIM-10 and DDPM-10 (ancestral sampling on 10 of the 100 
 
     python benchmarks/sampling_latency.py --success --no-latency --demos 1 --train-steps 5000
 
-``--prediction sample`` trains the denoiser to predict the clean chunk instead of the noise
-(``DDPMPolicyConfig.prediction_type``).
+It does so for each ``--prediction`` (default both): the denoiser trained to predict the
+noise (``epsilon``, Diffusion Policy's default) and the clean chunk (``sample``;
+``DDPMPolicyConfig.prediction_type``), with the same data, seed and budget.
 """
 
 from __future__ import annotations
@@ -90,8 +91,8 @@ class Args:
     """--success: evaluation initial states"""
     train_steps: int = 1200
     """--success: training steps (the Fig. 5 suite's 1200 by default)"""
-    prediction: str = "epsilon"
-    """--success: what the denoiser predicts, "epsilon" (noise) or "sample" (clean chunk)"""
+    predictions: tuple[str, ...] = PREDICTION_TYPES
+    """--success: what the denoiser predicts, "epsilon" (noise) and/or "sample" (clean chunk)"""
 
 
 def cpu_times() -> tuple[float, float] | None:
@@ -161,12 +162,12 @@ def time_reference(policy: DDPMChunkingPolicy, batch: int, args: Args) -> float:
     )
 
 
-def success_by_sampler(args: Args) -> list[tuple[str, float, float, float]]:
+def success_by_sampler(args: Args, prediction: str) -> list[tuple[str, float, float, float]]:
     """Success of one trained policy sampled with DDPM-100, DDIM-10 and DDPM-10.
 
     Returns ``(sampler, success, std, seconds)`` rows; the policy is the Fig. 5 suite's
-    HINT policy (one-block MLP of width 1024, gains, sigma 0) trained for
-    ``args.train_steps`` steps on ``args.demos`` demonstrations from seed 0.
+    HINT policy (one-block MLP of width 1024, gains, sigma 0, ``prediction_type=prediction``)
+    trained for ``args.train_steps`` steps on ``args.demos`` demonstrations from seed 0.
     """
     import tempfile
     from pathlib import Path
@@ -178,9 +179,7 @@ def success_by_sampler(args: Args) -> list[tuple[str, float, float, float]]:
     from policies.training import train
 
     demos = collect_demonstrations(ENV_ID, args.demos, seed=0, only_success=True)
-    config = DDPMPolicyConfig(
-        denoiser="mlp", widths=(1024,), n_aug=4, prediction_type=args.prediction
-    )
+    config = DDPMPolicyConfig(denoiser="mlp", widths=(1024,), n_aug=4, prediction_type=prediction)
     with tempfile.TemporaryDirectory() as folder:
         path = Path(folder) / "demos.hdf5"
         write_demonstrations(path, demos, ENV_ID)
@@ -237,9 +236,10 @@ def main() -> None:
     parser.add_argument("--train-steps", type=int, default=Args.train_steps)
     parser.add_argument(
         "--prediction",
+        nargs="+",
         choices=PREDICTION_TYPES,
-        default=Args.prediction,
-        help="--success: train the denoiser to predict the noise or the clean chunk",
+        default=list(Args.predictions),
+        help="--success: train the denoiser to predict the noise and/or the clean chunk",
     )
     ns = parser.parse_args()
     args = Args(
@@ -252,7 +252,7 @@ def main() -> None:
         ns.demos,
         ns.episodes,
         ns.train_steps,
-        ns.prediction,
+        tuple(ns.prediction),
     )
     torch.set_num_threads(args.threads)
     load_before = os.getloadavg()
@@ -313,19 +313,22 @@ def main() -> None:
         quoted = ", ".join(f"{s} s at batch {b}" for b, s in QUOTED_REFERENCE.items())
         print(f"\nQuoted for Diffusion Policy's own code (U-Net, DDPM-100): {quoted}.")
     if ns.success:
-        rows = success_by_sampler(args)
+        results = {
+            prediction: success_by_sampler(args, prediction) for prediction in args.predictions
+        }
         print(
-            f"\nSuccess of one trained policy (MLP 1024, {args.prediction} prediction, "
-            f"{args.train_steps} steps, {args.demos} demos, gains, sigma 0) by sampler, "
-            f"{args.episodes} initial states (seeds 100000+):\n"
+            f"\nSuccess of one trained policy per prediction type (MLP 1024, {args.train_steps} "
+            f"steps, {args.demos} demos, gains, sigma 0) by sampler, {args.episodes} initial "
+            "states (seeds 100000+):\n"
         )
-        print("| sampler | success | minus DDPM-100 (points) | eval time (s) |")
-        print("|---|---|---|---|")
-        for sampler, mean, std, seconds in rows:
-            print(
-                f"| {sampler} | {mean:.3f} ± {std:.3f} | {100 * (mean - rows[0][1]):+.1f} "
-                f"| {seconds:.1f} |"
-            )
+        print("| prediction | sampler | success | minus DDPM-100 (points) | eval time (s) |")
+        print("|---|---|---|---|---|")
+        for prediction, rows in results.items():
+            for sampler, mean, std, seconds in rows:
+                print(
+                    f"| {prediction} | {sampler} | {mean:.3f} ± {std:.3f} "
+                    f"| {100 * (mean - rows[0][1]):+.1f} | {seconds:.1f} |"
+                )
 
 
 if __name__ == "__main__":

@@ -1,12 +1,13 @@
 """Denoisers of the DDPM chunking policy: a 1-D temporal conditional U-Net and a residual MLP
 (and, for Diffusion-model-augmented BC, an unconditional residual MLP over joint vectors).
 
-Both predict the noise ``eps`` added to a normalised chunk of primitive controllers::
+Both predict the noise ``eps`` added to a normalised chunk of primitive controllers (or,
+trained with ``prediction_type="sample"``, the clean chunk itself)::
 
     sample: (B, H, C)  noisy chunk, H = horizon controllers of C = controller_size floats
     t:      (B,)       diffusion steps (long)
     cond:   (B, G)     flattened normalised observation chunk, G = obs_horizon * d_obs
-    ->      (B, H, C)  predicted noise
+    ->      (B, H, C)  predicted noise (or clean chunk)
 
 Conditioning is FiLM (per-feature scale and bias) from ``cat(step_embedding(t), cond)``,
 as in Diffusion Policy (Chi et al., 2023). Because the FiLM encoders are affine maps of
@@ -34,6 +35,7 @@ __all__ = [
     "MLPDenoiser",
     "SinusoidalStepEmbedding",
     "count_parameters",
+    "winograd_matrices",
 ]
 
 
@@ -48,11 +50,12 @@ def mish(x: torch.Tensor) -> torch.Tensor:
     ``mish(x) = x - 2 x / (n + 2)``: one exponential and four cheap elementwise ops,
     about 3x faster on CPU than ``torch.nn.functional.mish`` on large tensors. That kernel
     is used when a gradient is needed (for its fused backward) and for small tensors, where
-    one call costs less than five. The two agree to float32 rounding.
+    one call costs less than five. The two agree to float32 rounding. No clamp is needed:
+    where ``e^x`` or ``n`` overflows to infinity, ``2 x / (n + 2)`` is 0 and the result ``x``.
     """
     if (x.requires_grad and torch.is_grad_enabled()) or x.numel() < _FUSED_MISH_BELOW:
         return F.mish(x)
-    e = torch.exp(x.clamp(max=20.0))
+    e = torch.exp(x)
     n = torch.add(e, 2.0).mul_(e).add_(2.0)
     return torch.addcdiv(x, x, n, value=-2.0)
 
@@ -150,6 +153,34 @@ class Denoiser(nn.Module):
 #: batch size from which a stride-1 convolution runs as one GEMM per kernel tap instead of
 #: im2col (see :class:`_Conv1d`); below it the per-call overhead of k products dominates
 TAPS_MIN_BATCH = 8
+#: output positions per Winograd tile: F(4, k) convolutions without autograd (see _Conv1d)
+WINOGRAD_TILE = 4
+#: interpolation points of the Winograd transforms (plus the point at infinity)
+_WINOGRAD_POINTS = (0.0, 1.0, -1.0, 2.0, -2.0, 0.5, -0.5)
+
+
+def winograd_matrices(m: int, k: int) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """Toom-Cook / Winograd ``F(m, k)`` for the correlation ``y[i] = sum_j w[j] d[i + j]``.
+
+    On a tile of ``n = m + k - 1`` inputs ``d`` it gives the ``m`` outputs with ``n``
+    products instead of ``m * k``: ``y = A^T ((G w) * (B^T d))``. The matrices come from
+    the Vandermonde matrix ``V`` of the points 0, ±1, ±2, ±1/2 (as many as needed) and
+    infinity: ``A^T = V_m^T``, ``G = V_k``, ``B^T = V_n^{-T}`` (the transposition of
+    Toom-Cook polynomial multiplication). Returns float64 ``A^T (m, n)``, ``G (n, k)``,
+    ``B^T (n, n)``.
+    """
+    n = m + k - 1
+    if n - 1 > len(_WINOGRAD_POINTS):
+        raise ValueError(f"F({m}, {k}) needs {n - 1} finite points; {len(_WINOGRAD_POINTS)} known")
+    points = torch.tensor(_WINOGRAD_POINTS[: n - 1], dtype=torch.float64)
+
+    def vandermonde(columns: int) -> torch.Tensor:
+        v = torch.zeros(n, columns, dtype=torch.float64)
+        v[:-1] = points[:, None] ** torch.arange(columns, dtype=torch.float64)
+        v[-1, -1] = 1.0  # the point at infinity: the leading coefficient
+        return v
+
+    return vandermonde(m).T, vandermonde(k), torch.linalg.inv(vandermonde(n)).T
 
 
 class _Conv1d(nn.Conv1d):
@@ -168,10 +199,17 @@ class _Conv1d(nn.Conv1d):
     * *im2col* (otherwise): gather the padded windows once into ``(T_out * B, k * C_in)``
       and multiply by the weight as ``(k * C_in, C_out)``: one GEMM, fewer calls.
 
-    Both multiply by the weight laid out as ``(k, C_in, C_out)``; without autograd that
-    layout is cached (a GEMM reads it faster than the transposed parameter) and rebuilt
-    when the weight changes (its version counter moves: an optimiser step, an EMA update,
-    ``load_state_dict``).
+    * *Winograd* (instead of taps without autograd, when ``T`` is a multiple of
+      :data:`WINOGRAD_TILE` and ``k > 1``): ``F(4, k)`` (:func:`winograd_matrices`) on
+      tiles of 4 outputs: the transformed input tiles of all samples times the transformed
+      weight is one batched GEMM of ``n = k + 3`` products per tile instead of ``k`` per
+      output, 8 instead of 14 at ``T = 4``, ``k = 5`` (where the taps skip the padding) and
+      32 instead of 74 at ``T = 16``. It agrees with the taps to about ``1e-6`` relative.
+
+    They multiply by the weight laid out as ``(k, C_in, C_out)`` (Winograd: its transform
+    ``(n, C_in, C_out)``); without autograd that layout is cached (a GEMM reads it faster
+    than the transposed parameter) and rebuilt when the weight changes (its version counter
+    moves: an optimiser step, an EMA update, ``load_state_dict``).
     """
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
@@ -181,6 +219,8 @@ class _Conv1d(nn.Conv1d):
         length, batch, channels = x.shape
         taps = self._tap_weights()  # (k, C_in, C_out)
         if stride == 1 and (k == 1 or batch >= TAPS_MIN_BATCH):
+            if k > 1 and length % WINOGRAD_TILE == 0 and self._inference(self.weight):
+                return self._winograd(x.contiguous(), taps, pad)
             return self._taps(x.contiguous(), taps, pad)
         if pad:
             x = F.pad(x, (0, 0, 0, 0, pad, pad))
@@ -207,16 +247,54 @@ class _Conv1d(nn.Conv1d):
             rows.addmm_(x[lo + shift : hi + shift].view(-1, channels), taps[j])
         return out
 
+    def _winograd(self, x: torch.Tensor, taps: torch.Tensor, pad: int) -> torch.Tensor:
+        length, batch, channels = x.shape
+        at, bt, transformed = self._winograd_weights(taps)  # (m, n), (n, n), (n, C_in, C_out)
+        (m, n), tiles, cols = at.shape, length // WINOGRAD_TILE, batch * channels
+        if tiles == 1:  # the window is [zeros(pad), x, zeros(pad)]: skip the zeros
+            v = bt[:, pad : pad + length] @ x.view(length, cols)  # (n, B * C_in)
+        else:
+            padded = F.pad(x.view(length, cols), (0, 0, pad, pad))
+            windows = padded.as_strided((tiles, n, cols), (m * cols, cols, 1))
+            v = torch.matmul(bt, windows).transpose(0, 1).contiguous()  # (n, tiles, B * C_in)
+        products = torch.bmm(v.view(n, tiles * batch, channels), transformed)
+        products = products.view(n, tiles, batch * self.out_channels)
+        out = torch.matmul(at, products.transpose(0, 1))  # (tiles, m, B * C_out)
+        out = out.view(length, batch, self.out_channels)
+        return out if self.bias is None else out.add_(self.bias)
+
+    @staticmethod
+    def _inference(weight: torch.Tensor) -> bool:
+        """No autograd and no tracing: the cached weight layouts may be used."""
+        return not torch.compiler.is_compiling() and not (
+            torch.is_grad_enabled() and weight.requires_grad
+        )
+
     def _tap_weights(self) -> torch.Tensor:
         """The weight as ``(k, C_in, C_out)``; without autograd, a cached contiguous copy."""
         weight = self.weight
-        if torch.compiler.is_compiling() or (torch.is_grad_enabled() and weight.requires_grad):
+        if not self._inference(weight):
             return weight.permute(2, 1, 0)
         key = (weight.data_ptr(), weight._version, weight.dtype, weight.device)
         if getattr(self, "_tap_key", None) != key:
             self._tap_cache = weight.detach().permute(2, 1, 0).contiguous()
             self._tap_key = key
+            self._winograd_cache = None
         return self._tap_cache
+
+    def _winograd_weights(
+        self, taps: torch.Tensor
+    ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """``A^T``, ``B^T`` and ``G W`` of ``F(4, k)`` in the weight's dtype, cached with the
+        tap layout (computed in float64)."""
+        if getattr(self, "_winograd_cache", None) is None:
+            at, g, bt = winograd_matrices(WINOGRAD_TILE, taps.shape[0])
+            transformed = torch.tensordot(g.to(taps.device), taps.double(), dims=1)
+            self._winograd_cache = tuple(
+                t.to(device=taps.device, dtype=taps.dtype).contiguous()
+                for t in (at, bt, transformed)
+            )
+        return self._winograd_cache
 
 
 class _ConvTranspose1d(nn.ConvTranspose1d):

@@ -19,8 +19,10 @@ from policies.networks import (
     TAPS_MIN_BATCH,
     ConditionalUnet1D,
     MLPDenoiser,
+    _Conv1d,
     count_parameters,
     mish,
+    winograd_matrices,
 )
 from policies.sampling import DiffusionSampler
 
@@ -201,8 +203,13 @@ def test_add_noise_matches_diffusers():
 
 # ---------------------------------------------------------------- denoisers
 def test_fast_mish_matches_torch():
-    x = torch.linspace(-40, 40, 10001)
+    from policies.networks import _FUSED_MISH_BELOW
+
+    x = torch.linspace(-120, 120, 4 * _FUSED_MISH_BELOW + 1)  # large: the closed form
+    x[:3] = torch.tensor([-1e30, 1e30, 0.0])  # e^x and n overflow, or vanish
     torch.testing.assert_close(mish(x), F.mish(x), atol=1e-5, rtol=1e-5)
+    small = x[:: 2 * _FUSED_MISH_BELOW]  # torch's kernel
+    torch.testing.assert_close(mish(small), F.mish(small), atol=1e-5, rtol=1e-5)
 
 
 @pytest.mark.parametrize("denoiser", ["mlp", "unet1d"])
@@ -265,6 +272,33 @@ def test_unet_equals_a_reference_built_from_torch_convolutions(batch):
     torch.testing.assert_close(net(x, t, cond), h.transpose(1, 2), atol=1e-4, rtol=1e-4)
     with torch.inference_mode():  # the cached tap weights give the same
         torch.testing.assert_close(net(x, t, cond), h.transpose(1, 2), atol=1e-4, rtol=1e-4)
+
+
+@pytest.mark.parametrize("k", [3, 5])
+def test_winograd_matrices_compute_the_correlation(k):
+    at, g, bt = winograd_matrices(4, k)
+    d, w = torch.randn(4 + k - 1, dtype=torch.float64), torch.randn(k, dtype=torch.float64)
+    direct = torch.stack([(w * d[i : i + k]).sum() for i in range(4)])
+    torch.testing.assert_close(at @ ((g @ w) * (bt @ d)), direct, atol=1e-12, rtol=1e-12)
+
+
+@pytest.mark.parametrize("length", [4, 8, 16])
+def test_winograd_convolution_equals_torch_and_follows_weight_changes(length):
+    torch.manual_seed(0)
+    conv = _Conv1d(24, 40, 5, padding=2)
+    x = torch.randn(length, TAPS_MIN_BATCH + 1, 24)
+
+    def reference():
+        return F.conv1d(x.permute(1, 2, 0), conv.weight, conv.bias, padding=2).permute(2, 0, 1)
+
+    with torch.inference_mode():
+        y = conv(x)
+    assert conv._winograd_cache is not None  # this call took the Winograd path
+    torch.testing.assert_close(y, reference(), atol=2e-5, rtol=1e-5)
+    with torch.no_grad():
+        conv.weight.mul_(-0.5)  # an optimiser step or EMA update: the cached transform goes
+    with torch.inference_mode():
+        torch.testing.assert_close(conv(x), reference(), atol=2e-5, rtol=1e-5)
 
 
 def test_unet_gradients_agree_between_the_convolution_schemes(monkeypatch):

@@ -200,7 +200,8 @@ class _Conv1d(nn.Conv1d):
       and multiply by the weight as ``(k * C_in, C_out)``: one GEMM, fewer calls.
 
     * *Winograd* (instead of taps without autograd, when ``T`` is a multiple of
-      :data:`WINOGRAD_TILE` and ``k > 1``): ``F(4, k)`` (:func:`winograd_matrices`) on
+      :data:`WINOGRAD_TILE` and ``1 < k <= 5``; larger kernels would need points that
+      lose float32 accuracy): ``F(4, k)`` (:func:`winograd_matrices`) on
       tiles of 4 outputs: the transformed input tiles of all samples times the transformed
       weight is one batched GEMM of ``n = k + 3`` products per tile instead of ``k`` per
       output, 8 instead of 14 at ``T = 4``, ``k = 5`` (where the taps skip the padding) and
@@ -219,7 +220,11 @@ class _Conv1d(nn.Conv1d):
         length, batch, channels = x.shape
         taps = self._tap_weights()  # (k, C_in, C_out)
         if stride == 1 and (k == 1 or batch >= TAPS_MIN_BATCH):
-            if k > 1 and length % WINOGRAD_TILE == 0 and self._inference(self.weight):
+            if (
+                1 < k <= len(_WINOGRAD_POINTS) + 2 - WINOGRAD_TILE  # F(4, 5) at most
+                and length % WINOGRAD_TILE == 0
+                and self._inference(self.weight)
+            ):
                 return self._winograd(x.contiguous(), taps, pad)
             return self._taps(x.contiguous(), taps, pad)
         if pad:

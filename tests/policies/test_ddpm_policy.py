@@ -301,6 +301,16 @@ def test_winograd_convolution_equals_torch_and_follows_weight_changes(length):
         torch.testing.assert_close(conv(x), reference(), atol=2e-5, rtol=1e-5)
 
 
+def test_kernels_beyond_winograd_points_use_the_taps():
+    conv = _Conv1d(8, 8, 7, padding=3)
+    x = torch.randn(8, TAPS_MIN_BATCH, 8)
+    with torch.inference_mode():
+        y = conv(x)
+    assert getattr(conv, "_winograd_cache", None) is None
+    reference = F.conv1d(x.permute(1, 2, 0), conv.weight, conv.bias, padding=3).permute(2, 0, 1)
+    torch.testing.assert_close(y, reference, atol=2e-5, rtol=1e-5)
+
+
 def test_unet_gradients_agree_between_the_convolution_schemes(monkeypatch):
     """Training at batch >= TAPS_MIN_BATCH backpropagates through the in-place tap GEMMs."""
     torch.manual_seed(0)

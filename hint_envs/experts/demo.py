@@ -1,4 +1,4 @@
-"""``hint-demo``: collect quadrotor demonstrations, synthesise gains, and draw them.
+"""The ``hint-demo`` picture: quadrotor demonstrations, their replay and their gains.
 
 The picture has three panels:
 
@@ -9,13 +9,12 @@ The picture has three panels:
    pull the perturbed flights back onto the demonstration;
 3. the size of the synthesised TVLQR gains along that demonstration.
 
-Run ``hint-demo --help`` for the options.
+``hint-demo`` (:func:`hint_envs.experts.cli.demo_main`) collects the demonstrations and
+calls :func:`draw`; run ``hint-demo --help`` for the options.
 """
 
 from __future__ import annotations
 
-import argparse
-import time
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -24,9 +23,7 @@ import numpy as np
 
 import hint_envs  # noqa: F401  (registers the environments)
 from hint_envs.core import Primitives
-from hint_envs.data.hdf5 import write_demonstrations
 from hint_envs.experts.base import Demonstration
-from hint_envs.experts.collect import collect_demonstrations
 
 ENV_ID = "hint_envs/PlanarQuadrotor-v0"
 
@@ -132,62 +129,3 @@ def draw(
     fig.savefig(out, dpi=90)
     plt.close(fig)
     return {key: float(np.mean(value)) for key, value in errors.items()}
-
-
-def main(argv: Sequence[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(
-        prog="hint-demo",
-        description="Collect quadrotor expert demonstrations, synthesise TVLQR gains, "
-        "and draw them (trajectories by mode, open vs closed-loop replay, gain sizes).",
-    )
-    parser.add_argument("--episodes", type=int, default=40, help="demonstrations to collect")
-    parser.add_argument("--seed", type=int, default=0, help="seed of the first episode")
-    parser.add_argument(
-        "--out",
-        type=Path,
-        default=Path("docs/img/quadrotor_demo.png"),
-        help="where to write the picture (PNG)",
-    )
-    parser.add_argument(
-        "--data", type=Path, default=None, help="also write the demonstrations to this HDF5 file"
-    )
-    parser.add_argument(
-        "--offset",
-        type=float,
-        default=0.15,
-        help="start-state perturbation (m, in x and z) for the replay panel",
-    )
-    parser.add_argument(
-        "--pitch-offset",
-        type=float,
-        default=0.03,
-        help="start-state pitch perturbation (rad) for the replay panel",
-    )
-    args = parser.parse_args(argv)
-    if args.episodes < 1:
-        parser.error(f"--episodes must be >= 1, got {args.episodes}")
-
-    start = time.perf_counter()
-    demos = collect_demonstrations(ENV_ID, args.episodes, seed=args.seed)
-    seconds = time.perf_counter() - start
-    successes = sum(d.success for d in demos)
-    print(
-        f"collected {len(demos)} demonstrations in {seconds:.1f} s "
-        f"({successes} reached the goal without collision)"
-    )
-    if args.data is not None:
-        path = write_demonstrations(args.data, demos, ENV_ID, overwrite=True)
-        print(f"demonstrations written to {path}")
-    env = gym.make(ENV_ID)
-    offset = np.array([args.offset, args.offset, args.pitch_offset, 0.0, 0.0, 0.0])
-    errors = draw(demos, env, args.out, offset)
-    print(
-        f"final position error from perturbed starts: open loop {errors['open_loop']:.3f} m, "
-        f"closed loop with synthesised gains {errors['closed_loop']:.3f} m"
-    )
-    print(f"picture written to {args.out.resolve()}")
-    return 0
-
-
-if __name__ == "__main__":
-    raise SystemExit(main())

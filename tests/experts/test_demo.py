@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import h5py
 
-from hint_envs.experts.demo import main
+from hint_envs.experts.cli import demo_main as main
 
 
 def test_demo_writes_picture_and_data(tmp_path, capsys):

@@ -330,7 +330,7 @@ class DDPMChunkingPolicy(ChunkPolicyBase):
 
         Compilation pays where per-operation overhead dominates: batches below
         :data:`COMPILE_BELOW_BATCH`, where the fused kernels cut a U-Net call by about a
-        third on a 2-core CPU. Larger batches keep the eager path, whose per-tap GEMMs
+        third on a 2-core CPU. Larger batches keep the eager path, whose GEMM convolutions
         beat the compiled graph there. Each new small batch size compiles once
         (``dynamic=False`` by default; from seconds to a minute on CPU); measure with
         ``benchmarks/sampling_latency.py --compile``. Results agree with eager sampling to

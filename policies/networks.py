@@ -149,6 +149,17 @@ class Denoiser(nn.Module):
         """Predict the noise from :meth:`split_film`'s per-block parameters."""
         raise NotImplementedError
 
+    def prepare_inference(self) -> None:
+        """Build or refresh the convolutions' cached weight layouts (call without autograd).
+
+        A ``torch.compile`` of :meth:`forward_parts` reads these caches as they are, without
+        the eager path's check that the weights are unchanged, so call this before each
+        compiled use after an optimiser step, an EMA update or a load
+        (:meth:`DDPMChunkingPolicy.sample_chunk` does, once per chunk)."""
+        for module in self.modules():
+            if isinstance(module, _Conv1d):
+                module.prepare_inference()
+
 
 #: batch size from which a stride-1 convolution runs as one GEMM per kernel tap instead of
 #: im2col (see :class:`_Conv1d`); below it the per-call overhead of k products dominates
@@ -211,6 +222,11 @@ class _Conv1d(nn.Conv1d):
     ``(n, C_in, C_out)``); without autograd that layout is cached (a GEMM reads it faster
     than the transposed parameter) and rebuilt when the weight changes (its version counter
     moves: an optimiser step, an EMA update, ``load_state_dict``).
+
+    Inside ``torch.compile`` (without autograd) the caches are read as they are, so they
+    must be built beforehand with :meth:`prepare_inference`; the Winograd transforms are
+    then sums of strided slices that Inductor fuses with the elementwise work around them
+    (:meth:`_winograd_pointwise`). Without the caches a compiled graph uses the taps.
     """
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
@@ -218,15 +234,15 @@ class _Conv1d(nn.Conv1d):
         im2col, the output is contiguous."""
         (k,), (stride,), (pad,) = self.kernel_size, self.stride, self.padding
         length, batch, channels = x.shape
-        taps = self._tap_weights()  # (k, C_in, C_out)
         if stride == 1 and (k == 1 or batch >= TAPS_MIN_BATCH):
-            if (
-                1 < k <= len(_WINOGRAD_POINTS) + 2 - WINOGRAD_TILE  # F(4, 5) at most
-                and length % WINOGRAD_TILE == 0
-                and self._inference(self.weight)
-            ):
+            winograd = self._winograd_kernel() and length % WINOGRAD_TILE == 0
+            if winograd and torch.compiler.is_compiling() and self._prepared("_winograd_cache"):
+                return self._winograd_pointwise(x, pad)
+            taps = self._tap_weights()  # (k, C_in, C_out)
+            if winograd and self._inference(self.weight):
                 return self._winograd(x.contiguous(), taps, pad)
             return self._taps(x.contiguous(), taps, pad)
+        taps = self._tap_weights()
         if pad:
             x = F.pad(x, (0, 0, 0, 0, pad, pad))
         windows = x.unfold(0, k, stride).transpose(-1, -2)  # (T_out, B, k, C_in)
@@ -234,6 +250,23 @@ class _Conv1d(nn.Conv1d):
         return self._matmul(cols, taps.reshape(k * channels, -1)).view(
             windows.shape[0], batch, self.out_channels
         )
+
+    def prepare_inference(self) -> None:
+        """Build or refresh the cached weight layouts now (call without autograd).
+
+        A compiled graph reads the Winograd cache without checking that the weight is
+        unchanged (see :meth:`Denoiser.prepare_inference`)."""
+        taps = self._tap_weights()
+        if self.stride == (1,) and self._winograd_kernel():
+            self._winograd_weights(taps)
+
+    def _winograd_kernel(self) -> bool:
+        """``F(4, k)`` exists with our interpolation points: ``1 < k <= 5``."""
+        return 1 < self.kernel_size[0] <= len(_WINOGRAD_POINTS) + 2 - WINOGRAD_TILE
+
+    def _prepared(self, cache: str) -> bool:
+        """Without autograd, with ``cache`` built beforehand (:meth:`prepare_inference`)."""
+        return not torch.is_grad_enabled() and getattr(self, cache, None) is not None
 
     def _matmul(self, rows: torch.Tensor, weight: torch.Tensor) -> torch.Tensor:
         """``rows (R, K) @ weight (K, C_out) + bias``."""
@@ -268,6 +301,25 @@ class _Conv1d(nn.Conv1d):
         out = out.view(length, batch, self.out_channels)
         return out if self.bias is None else out.add_(self.bias)
 
+    def _winograd_pointwise(self, x: torch.Tensor, pad: int) -> torch.Tensor:
+        """:meth:`_winograd` for ``torch.compile``: the same batched GEMM, with the input and
+        output transforms written as sums of strided slices times constant coefficients,
+        which Inductor fuses into one kernel each with the group norm, Mish and FiLM
+        around them (as matrix products they would be library calls and memory passes)."""
+        at, bt = self._winograd_coefficients
+        transformed = self._winograd_cache[2]
+        length, batch, channels = x.shape
+        m, n = len(at), len(bt)
+        tiles = length // m
+        xp = F.pad(x, (0, 0, 0, 0, pad, pad))
+        window = [xp[j : j + m * (tiles - 1) + 1 : m] for j in range(n)]
+        v = torch.stack([_combine(row, window) for row in bt])
+        products = torch.bmm(v.view(n, tiles * batch, channels), transformed)
+        products = products.view(n, tiles, batch, self.out_channels).unbind(0)
+        out = torch.stack([_combine(row, products) for row in at], 1)
+        out = out.view(length, batch, self.out_channels)
+        return out if self.bias is None else out + self.bias
+
     @staticmethod
     def _inference(weight: torch.Tensor) -> bool:
         """No autograd and no tracing: the cached weight layouts may be used."""
@@ -276,8 +328,12 @@ class _Conv1d(nn.Conv1d):
         )
 
     def _tap_weights(self) -> torch.Tensor:
-        """The weight as ``(k, C_in, C_out)``; without autograd, a cached contiguous copy."""
+        """The weight as ``(k, C_in, C_out)``; without autograd, a cached contiguous copy
+        (in a compiled graph, the one :meth:`prepare_inference` built: a permuted view of the
+        weight would be copied at every call)."""
         weight = self.weight
+        if torch.compiler.is_compiling() and self._prepared("_tap_cache"):
+            return self._tap_cache
         if not self._inference(weight):
             return weight.permute(2, 1, 0)
         key = (weight.data_ptr(), weight._version, weight.dtype, weight.device)
@@ -299,7 +355,17 @@ class _Conv1d(nn.Conv1d):
                 t.to(device=taps.device, dtype=taps.dtype).contiguous()
                 for t in (at, bt, transformed)
             )
+            self._winograd_coefficients = (at.tolist(), bt.tolist())
         return self._winograd_cache
+
+
+def _combine(row: list[float], terms) -> torch.Tensor:
+    """``sum_j row[j] * terms[j]`` over the nonzero coefficients (a graph of pointwise ops)."""
+    out = None
+    for c, term in zip(row, terms, strict=True):
+        if c:
+            out = term * c if out is None else out + term * c
+    return out
 
 
 class _ConvTranspose1d(nn.ConvTranspose1d):

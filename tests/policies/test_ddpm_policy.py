@@ -14,7 +14,7 @@ from stable_baselines3.common.monitor import Monitor
 from stable_baselines3.common.vec_env import DummyVecEnv
 
 from hint_envs.wrappers import ReplicaNoiseWrapper
-from policies.ddpm import COMPILE_BELOW_BATCH, DDPMChunkingPolicy
+from policies.ddpm import DDPMChunkingPolicy
 from policies.networks import (
     TAPS_MIN_BATCH,
     ConditionalUnet1D,
@@ -301,6 +301,19 @@ def test_winograd_convolution_equals_torch_and_follows_weight_changes(length):
         torch.testing.assert_close(conv(x), reference(), atol=2e-5, rtol=1e-5)
 
 
+@pytest.mark.parametrize("length", [4, 8, 16])
+def test_winograd_pointwise_transforms_equal_torch(length):
+    """The compiled graph's Winograd (transforms as sums of slices) run eagerly."""
+    torch.manual_seed(0)
+    conv = _Conv1d(24, 40, 5, padding=2)
+    x = torch.randn(length, TAPS_MIN_BATCH, 24)
+    with torch.inference_mode():
+        conv.prepare_inference()
+        y = conv._winograd_pointwise(x, 2)
+    reference = F.conv1d(x.permute(1, 2, 0), conv.weight, conv.bias, padding=2).permute(2, 0, 1)
+    torch.testing.assert_close(y, reference, atol=2e-5, rtol=1e-5)
+
+
 def test_kernels_beyond_winograd_points_use_the_taps():
     conv = _Conv1d(8, 8, 7, padding=3)
     x = torch.randn(8, TAPS_MIN_BATCH, 8)
@@ -364,11 +377,11 @@ def test_policy_spaces_equal_the_chunk_env_spaces(demos):
     assert gym.make(ENV_ID).observation_space.shape == (6,)
 
 
-def test_compiled_body_serves_small_batches_only(demos, monkeypatch):
-    """compile_sampler() routes batches below COMPILE_BELOW_BATCH through the compiled
-    body and larger ones through the eager one (checked without compiling)."""
+def test_compiled_body_serves_every_batch_after_refreshing_caches(demos, monkeypatch):
+    """compile_sampler() routes every batch through the compiled body, and the weight
+    caches it reads are refreshed once per chunk (checked without compiling)."""
     policy = make_policy(demos, tiny_config(denoiser="unet1d"))
-    calls = []
+    calls, prepared = [], []
 
     def fake_compile(body, **kwargs):
         def compiled(*args):
@@ -378,19 +391,32 @@ def test_compiled_body_serves_small_batches_only(demos, monkeypatch):
         return compiled
 
     monkeypatch.setattr(torch, "compile", fake_compile)
+    denoiser = policy.inference_denoiser
+    monkeypatch.setattr(denoiser, "prepare_inference", lambda: prepared.append(True))
     policy.compile_sampler()
     obs = make_chunk_env(policy.config).reset(seed=0)[0]
     steps = policy.config.num_inference_steps
-    policy.predict(np.stack([obs] * (COMPILE_BELOW_BATCH - 1)))
-    assert calls == [COMPILE_BELOW_BATCH - 1] * steps
-    policy.predict(np.stack([obs] * COMPILE_BELOW_BATCH))
-    assert len(calls) == steps
+    for batch in (1, TAPS_MIN_BATCH, 3 * TAPS_MIN_BATCH):
+        policy.predict(np.stack([obs] * batch))
+    assert calls == [1] * steps + [TAPS_MIN_BATCH] * steps + [3 * TAPS_MIN_BATCH] * steps
+    assert len(prepared) == 3
 
 
 @pytest.mark.slow
 def test_compiled_sampler_agrees_with_eager(demos):
-    policy = make_policy(demos, tiny_config(denoiser="unet1d"))
+    """Batch 1 (im2col) and batch 8 (Winograd with fused transforms), also after the
+    weights change under the compiled graph."""
+    policy = make_policy(demos, tiny_config(denoiser="unet1d", kernel_size=5))
     obs = make_chunk_env(policy.config).reset(seed=0)[0]
-    eager, _ = policy.predict(obs, deterministic=True)
-    compiled, _ = policy.compile_sampler().predict(obs, deterministic=True)
-    np.testing.assert_allclose(compiled, eager, rtol=1e-4, atol=1e-4)
+    batch = np.stack([obs + 0.01 * i for i in range(TAPS_MIN_BATCH)])
+    eager = [policy.predict(o, deterministic=True)[0] for o in (obs, batch)]
+    policy.compile_sampler()
+    for o, expected in zip((obs, batch), eager, strict=True):
+        np.testing.assert_allclose(policy.predict(o, deterministic=True)[0], expected, atol=1e-4)
+    with torch.no_grad():
+        for p in policy.inference_denoiser.parameters():
+            p.mul_(0.9)
+    compiled = policy.predict(batch, deterministic=True)[0]
+    policy._compiled_body = None
+    np.testing.assert_allclose(compiled, policy.predict(batch, deterministic=True)[0], atol=1e-4)
+    assert not np.allclose(compiled, eager[1], atol=1e-4)  # the change did reach the graph

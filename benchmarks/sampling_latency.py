@@ -6,8 +6,10 @@ One "chunk" is one call of ``policy.predict`` on a batch of quadrotor observatio
 full reverse diffusion, normalisation and un-normalisation included. Denoisers: the HINT
 paper's U-Net (down dims 64/128/256, kernel 5, 4.47 M parameters) and the MLP default;
 samplers: DDPM with 100 steps and DDIM with 10. Reported: the median wall time of
-``--repeats`` calls after ``--warmup`` calls, and how busy the machine was, since other
-processes on a shared machine slow everything down.
+``--repeats`` calls after ``--warmup`` calls, with the batch sizes interleaved (each round
+times every batch size once, so the ratio between them is not a drift of the machine's
+speed), and how busy the machine was, since other processes on a shared machine slow
+everything down.
 
 Reference: ``benchmarks/dp_reference.py``, Diffusion Policy's way of sampling (``nn.Conv1d``
 modules on ``(B, C, T)``, a FiLM encoder per block recomputed at every step,
@@ -52,7 +54,9 @@ import argparse
 import os
 import statistics
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
+from functools import partial
 
 import gymnasium as gym
 import numpy as np
@@ -133,33 +137,39 @@ def observations(policy: DDPMChunkingPolicy, batch: int, seed: int) -> np.ndarra
     return rng.uniform(-1.0, 1.0, (batch,) + space.shape) * 0.1 * (space.high - space.low) / 2
 
 
-def median_seconds(call, args: Args) -> float:
-    """Median wall time of ``call()`` over ``args.repeats`` calls after ``args.warmup``."""
+def median_seconds(calls: dict[int, Callable[[], object]], args: Args) -> dict[int, float]:
+    """Median wall time of each ``calls[batch]()`` over ``args.repeats`` rounds after
+    ``args.warmup``; a round calls every batch size once, so that a shared machine's speed
+    drifting over the run (by a third on the development VM) slows all of them alike and
+    the ratio between batch sizes compares like with like."""
     for _ in range(args.warmup):
-        call()
-    times = []
+        for call in calls.values():
+            call()
+    times: dict[int, list[float]] = {batch: [] for batch in calls}
     for _ in range(args.repeats):
-        start = time.perf_counter()
-        call()
-        times.append(time.perf_counter() - start)
-    return statistics.median(times)
+        for batch, call in calls.items():
+            start = time.perf_counter()
+            call()
+            times[batch].append(time.perf_counter() - start)
+    return {batch: statistics.median(seconds) for batch, seconds in times.items()}
 
 
-def time_chunks(policy: DDPMChunkingPolicy, batch: int, args: Args) -> float:
-    """Median seconds of one ``predict`` on ``batch`` observation chunks."""
-    obs = observations(policy, batch, args.seed)
-    return median_seconds(lambda: policy.predict(obs), args)
+def time_chunks(policy: DDPMChunkingPolicy, args: Args) -> dict[int, float]:
+    """Median seconds of one ``predict`` on ``batch`` observation chunks, per batch size."""
+    obs = {batch: observations(policy, batch, args.seed) for batch in args.batches}
+    return median_seconds({b: partial(policy.predict, obs[b]) for b in args.batches}, args)
 
 
-def time_reference(policy: DDPMChunkingPolicy, batch: int, args: Args) -> float:
+def time_reference(policy: DDPMChunkingPolicy, args: Args) -> dict[int, float]:
     """Median seconds of Diffusion Policy's way of sampling the same U-Net and sampler."""
     reference = from_denoiser(policy.inference_denoiser).eval()
-    cond = policy.normalize_obs(torch.as_tensor(observations(policy, batch, args.seed)))
-    shape = (batch, policy.config.horizon, policy.controller_size)
     generator = torch.Generator().manual_seed(args.seed)
-    return median_seconds(
-        lambda: reference_sample(reference, policy.sampler, cond, shape, generator), args
-    )
+    calls = {}
+    for batch in args.batches:
+        cond = policy.normalize_obs(torch.as_tensor(observations(policy, batch, args.seed)))
+        shape = (batch, policy.config.horizon, policy.controller_size)
+        calls[batch] = partial(reference_sample, reference, policy.sampler, cond, shape, generator)
+    return median_seconds(calls, args)
 
 
 def success_by_sampler(args: Args, prediction: str) -> list[tuple[str, float, float, float]]:
@@ -266,10 +276,10 @@ def main() -> None:
                 policy.compile_sampler()
             params = f"{count_parameters(policy.denoiser) / 1e6:.2f} M"
             sampler = f"{scheduler.upper()}-{steps}"
-            ours = {b: time_chunks(policy, b, args) for b in args.batches}
+            ours = time_chunks(policy, args)
             theirs = {}
             if denoiser == "unet1d" and not ns.no_reference:
-                theirs = {b: time_reference(policy, b, args) for b in args.batches}
+                theirs = time_reference(policy, args)
             for name, latencies in (("dp_reference", theirs), ("hint_envs", ours)):
                 for batch, seconds in latencies.items():
                     speedup = f"{theirs[batch] / seconds:.2f}x" if theirs else ""
@@ -295,9 +305,9 @@ def main() -> None:
     mode = "torch.compile" if args.compile else "eager"
     print(
         f"torch {torch.__version__}, {args.threads} threads, {mode}, OMP_WAIT_POLICY="
-        f"{os.environ.get('OMP_WAIT_POLICY', 'unset')}, median of {args.repeats} after "
-        f"{args.warmup} warm-up; load average before {load_before[0]:.2f}, after "
-        f"{os.getloadavg()[0]:.2f}{busy}\n"
+        f"{os.environ.get('OMP_WAIT_POLICY', 'unset')}, median of {args.repeats} rounds "
+        f"(batch sizes interleaved) after {args.warmup} warm-up; load average before "
+        f"{load_before[0]:.2f}, after {os.getloadavg()[0]:.2f}{busy}\n"
     )
     if rows:
         print(

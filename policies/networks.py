@@ -36,6 +36,7 @@ __all__ = [
     "SinusoidalStepEmbedding",
     "count_parameters",
     "winograd_matrices",
+    "winograd_plan",
 ]
 
 
@@ -168,6 +169,8 @@ TAPS_MIN_BATCH = 8
 WINOGRAD_TILE = 4
 #: interpolation points of the Winograd transforms (plus the point at infinity)
 _WINOGRAD_POINTS = (0.0, 1.0, -1.0, 2.0, -2.0, 0.5, -0.5)
+#: _Conv1d's cached Winograd weights: tiled, and for a sequence of exactly one tile
+_WINOGRAD_CACHES = {False: "_winograd_cache", True: "_winograd_single_cache"}
 
 
 def winograd_matrices(m: int, k: int) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
@@ -194,6 +197,35 @@ def winograd_matrices(m: int, k: int) -> tuple[torch.Tensor, torch.Tensor, torch
     return vandermonde(m).T, vandermonde(k), torch.linalg.inv(vandermonde(n)).T
 
 
+def winograd_plan(
+    m: int, k: int, single_tile: bool
+) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """The transforms of a same-length convolution (``k`` odd, padding ``(k - 1) / 2``) on
+    tiles of ``m`` outputs: ``out = A^T ((G w) * (D x))`` per tile, float64.
+
+    Tiled (``single_tile=False``): ``F(m, k)`` of :func:`winograd_matrices` on windows of
+    ``n = m + k - 1`` padded inputs, ``D = B^T``. A sequence of exactly ``m`` steps is one
+    window whose padding is zeros, so ``D`` is the ``m`` columns of ``B^T`` that meet the
+    data; and when ``k > m``, fewer products come from the transposed problem: with
+    ``y[t] = sum_s c[s - t] x[s]`` and ``c[j] = w[j + p]`` (zero beyond the kernel), the
+    reversed outputs ``y[m - 1 - t] = sum_s x[s] c[t + s - m + 1]`` are ``F(m, m)`` with the
+    data ``x`` as its filter and the ``2 m - 1`` padded taps as its data: ``2 m - 1``
+    products instead of ``m + k - 1`` (7 instead of 8 at ``m = 4``, ``k = 5``). Returns
+    ``A^T (m, n)``, ``G (n, k)`` and ``D (n, n)`` (tiled) or ``(n, m)`` (one tile).
+    """
+    pad = (k - 1) // 2
+    if not single_tile or k <= m:
+        at, g, bt = winograd_matrices(m, k)
+        return at, g, bt[:, pad : pad + m] if single_tile else bt
+    at, g, bt = winograd_matrices(m, m)
+    n, offset = 2 * m - 1, pad - (m - 1)
+    embed = torch.zeros(n, k, dtype=torch.float64)  # c[i - m + 1] = w[i + offset]
+    for i in range(n):
+        if 0 <= i + offset < k:
+            embed[i, i + offset] = 1.0
+    return at.flip(0), bt @ embed, g
+
+
 class _Conv1d(nn.Conv1d):
     """``nn.Conv1d`` (zero padding, no dilation or groups) on *time-major* ``(T, B, C)``.
 
@@ -212,11 +244,13 @@ class _Conv1d(nn.Conv1d):
 
     * *Winograd* (instead of taps without autograd, when ``T`` is a multiple of
       :data:`WINOGRAD_TILE` and ``1 < k <= 5``; larger kernels would need points that
-      lose float32 accuracy): ``F(4, k)`` (:func:`winograd_matrices`) on
+      lose float32 accuracy): ``F(4, k)`` (:func:`winograd_plan`) on
       tiles of 4 outputs: the transformed input tiles of all samples times the transformed
       weight is one batched GEMM of ``n = k + 3`` products per tile instead of ``k`` per
-      output, 8 instead of 14 at ``T = 4``, ``k = 5`` (where the taps skip the padding) and
-      32 instead of 74 at ``T = 16``. It agrees with the taps to about ``1e-6`` relative.
+      output, 32 instead of 74 at ``T = 16``, ``k = 5`` (where the taps skip the padding).
+      A sequence of one tile (``T = 4``) has zeros for the rest of its window; for
+      ``k = 5`` it takes 7 products (the transposed problem) instead of 8, against 14 for
+      the taps. It agrees with the taps to about ``1e-6`` relative.
 
     They multiply by the weight laid out as ``(k, C_in, C_out)`` (Winograd: its transform
     ``(n, C_in, C_out)``); without autograd that layout is cached (a GEMM reads it faster
@@ -236,7 +270,8 @@ class _Conv1d(nn.Conv1d):
         length, batch, channels = x.shape
         if stride == 1 and (k == 1 or batch >= TAPS_MIN_BATCH):
             winograd = self._winograd_kernel() and length % WINOGRAD_TILE == 0
-            if winograd and torch.compiler.is_compiling() and self._prepared("_winograd_cache"):
+            cache = _WINOGRAD_CACHES[length == WINOGRAD_TILE]
+            if winograd and torch.compiler.is_compiling() and self._prepared(cache):
                 return self._winograd_pointwise(x, pad)
             taps = self._tap_weights()  # (k, C_in, C_out)
             if winograd and self._inference(self.weight):
@@ -258,11 +293,14 @@ class _Conv1d(nn.Conv1d):
         unchanged (see :meth:`Denoiser.prepare_inference`)."""
         taps = self._tap_weights()
         if self.stride == (1,) and self._winograd_kernel():
-            self._winograd_weights(taps)
+            for single_tile in (False, True):  # the length of the next call is not known
+                self._winograd_weights(taps, single_tile)
 
     def _winograd_kernel(self) -> bool:
-        """``F(4, k)`` exists with our interpolation points: ``1 < k <= 5``."""
-        return 1 < self.kernel_size[0] <= len(_WINOGRAD_POINTS) + 2 - WINOGRAD_TILE
+        """A same-length convolution for which ``F(4, k)`` exists with our interpolation
+        points: ``1 < k <= 5``, padding ``(k - 1) / 2``."""
+        (k,), (pad,) = self.kernel_size, self.padding
+        return 1 < k <= len(_WINOGRAD_POINTS) + 2 - WINOGRAD_TILE and 2 * pad == k - 1
 
     def _prepared(self, cache: str) -> bool:
         """Without autograd, with ``cache`` built beforehand (:meth:`prepare_inference`)."""
@@ -287,14 +325,16 @@ class _Conv1d(nn.Conv1d):
 
     def _winograd(self, x: torch.Tensor, taps: torch.Tensor, pad: int) -> torch.Tensor:
         length, batch, channels = x.shape
-        at, bt, transformed = self._winograd_weights(taps)  # (m, n), (n, n), (n, C_in, C_out)
-        (m, n), tiles, cols = at.shape, length // WINOGRAD_TILE, batch * channels
-        if tiles == 1:  # the window is [zeros(pad), x, zeros(pad)]: skip the zeros
-            v = bt[:, pad : pad + length] @ x.view(length, cols)  # (n, B * C_in)
+        tiles, cols = length // WINOGRAD_TILE, batch * channels
+        # (m, n), (n, n) or one tile (n, m), (n, C_in, C_out)
+        at, dt, transformed = self._winograd_weights(taps, tiles == 1)
+        m, n = at.shape
+        if tiles == 1:  # the window is [zeros(pad), x, zeros(pad)]: dt skips the zeros
+            v = dt @ x.view(length, cols)  # (n, B * C_in)
         else:
             padded = F.pad(x.view(length, cols), (0, 0, pad, pad))
             windows = padded.as_strided((tiles, n, cols), (m * cols, cols, 1))
-            v = torch.matmul(bt, windows).transpose(0, 1).contiguous()  # (n, tiles, B * C_in)
+            v = torch.matmul(dt, windows).transpose(0, 1).contiguous()  # (n, tiles, B * C_in)
         products = torch.bmm(v.view(n, tiles * batch, channels), transformed)
         products = products.view(n, tiles, batch * self.out_channels)
         out = torch.matmul(at, products.transpose(0, 1))  # (tiles, m, B * C_out)
@@ -306,14 +346,18 @@ class _Conv1d(nn.Conv1d):
         output transforms written as sums of strided slices times constant coefficients,
         which Inductor fuses into one kernel each with the group norm, Mish and FiLM
         around them (as matrix products they would be library calls and memory passes)."""
-        at, bt = self._winograd_coefficients
-        transformed = self._winograd_cache[2]
         length, batch, channels = x.shape
-        m, n = len(at), len(bt)
+        single_tile = length == WINOGRAD_TILE
+        at, dt = self._winograd_coefficients[single_tile]
+        transformed = getattr(self, _WINOGRAD_CACHES[single_tile])[2]
+        m, n = len(at), len(dt)
         tiles = length // m
-        xp = F.pad(x, (0, 0, 0, 0, pad, pad))
-        window = [xp[j : j + m * (tiles - 1) + 1 : m] for j in range(n)]
-        v = torch.stack([_combine(row, window) for row in bt])
+        if single_tile:  # dt's columns are the sequence (the zero padding is skipped)
+            window = list(x.unsqueeze(1).unbind(0))
+        else:
+            xp = F.pad(x, (0, 0, 0, 0, pad, pad))
+            window = [xp[j : j + m * (tiles - 1) + 1 : m] for j in range(n)]
+        v = torch.stack([_combine(row, window) for row in dt])
         products = torch.bmm(v.view(n, tiles * batch, channels), transformed)
         products = products.view(n, tiles, batch, self.out_channels).unbind(0)
         out = torch.stack([_combine(row, products) for row in at], 1)
@@ -340,23 +384,29 @@ class _Conv1d(nn.Conv1d):
         if getattr(self, "_tap_key", None) != key:
             self._tap_cache = weight.detach().permute(2, 1, 0).contiguous()
             self._tap_key = key
-            self._winograd_cache = None
+            self._winograd_cache = self._winograd_single_cache = None
         return self._tap_cache
 
     def _winograd_weights(
-        self, taps: torch.Tensor
+        self, taps: torch.Tensor, single_tile: bool
     ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-        """``A^T``, ``B^T`` and ``G W`` of ``F(4, k)`` in the weight's dtype, cached with the
-        tap layout (computed in float64)."""
-        if getattr(self, "_winograd_cache", None) is None:
-            at, g, bt = winograd_matrices(WINOGRAD_TILE, taps.shape[0])
+        """``A^T``, ``D`` and ``G W`` of :func:`winograd_plan` (tiled or for a one-tile
+        sequence) in the weight's dtype, cached with the tap layout (computed in float64)."""
+        cache = _WINOGRAD_CACHES[single_tile]
+        if getattr(self, cache, None) is None:
+            at, g, dt = winograd_plan(WINOGRAD_TILE, taps.shape[0], single_tile)
             transformed = torch.tensordot(g.to(taps.device), taps.double(), dims=1)
-            self._winograd_cache = tuple(
-                t.to(device=taps.device, dtype=taps.dtype).contiguous()
-                for t in (at, bt, transformed)
+            setattr(
+                self,
+                cache,
+                tuple(
+                    t.to(device=taps.device, dtype=taps.dtype).contiguous()
+                    for t in (at, dt, transformed)
+                ),
             )
-            self._winograd_coefficients = (at.tolist(), bt.tolist())
-        return self._winograd_cache
+            coefficients = getattr(self, "_winograd_coefficients", {})
+            self._winograd_coefficients = {**coefficients, single_tile: (at.tolist(), dt.tolist())}
+        return getattr(self, cache)
 
 
 def _combine(row: list[float], terms) -> torch.Tensor:

@@ -52,3 +52,16 @@ def test_success_table_compares_samplers_for_both_prediction_types():
         (p, s) for p in ("epsilon", "sample") for s in ("DDPM-100", "DDIM-10", "DDPM-10")
     ]
     assert all(0.0 <= float(success) <= 1.0 for *_, success in rows)
+
+
+def test_batch_sizes_are_timed_in_interleaved_rounds():
+    """The batch-50 / batch-1 ratio compares calls made under the same machine load."""
+    sys.path.insert(0, str(REPO / "benchmarks"))
+    from sampling_latency import Args, median_seconds
+
+    order = []
+    medians = median_seconds(
+        {1: lambda: order.append(1), 50: lambda: order.append(50)}, Args(repeats=3, warmup=1)
+    )
+    assert order == [1, 50] * 4
+    assert set(medians) == {1, 50} and all(m >= 0 for m in medians.values())

@@ -23,6 +23,7 @@ from policies.networks import (
     count_parameters,
     mish,
     winograd_matrices,
+    winograd_plan,
 )
 from policies.sampling import DiffusionSampler
 
@@ -282,6 +283,16 @@ def test_winograd_matrices_compute_the_correlation(k):
     torch.testing.assert_close(at @ ((g @ w) * (bt @ d)), direct, atol=1e-12, rtol=1e-12)
 
 
+@pytest.mark.parametrize("k", [3, 5])
+def test_one_tile_plan_computes_the_same_length_convolution(k):
+    """A 4-step sequence is one tile; for k = 5 the transposed problem takes 7 products."""
+    at, g, dt = winograd_plan(4, k, single_tile=True)
+    assert at.shape[1] == (7 if k == 5 else 4 + k - 1)
+    x, w = torch.randn(4, dtype=torch.float64), torch.randn(k, dtype=torch.float64)
+    direct = F.conv1d(x.view(1, 1, 4), w.view(1, 1, k), padding=k // 2).view(4)
+    torch.testing.assert_close(at @ ((g @ w) * (dt @ x)), direct, atol=1e-12, rtol=1e-12)
+
+
 @pytest.mark.parametrize("length", [4, 8, 16])
 def test_winograd_convolution_equals_torch_and_follows_weight_changes(length):
     torch.manual_seed(0)
@@ -293,7 +304,9 @@ def test_winograd_convolution_equals_torch_and_follows_weight_changes(length):
 
     with torch.inference_mode():
         y = conv(x)
-    assert conv._winograd_cache is not None  # this call took the Winograd path
+    cache = "_winograd_single_cache" if length == 4 else "_winograd_cache"
+    assert getattr(conv, cache) is not None  # this call took the Winograd path
+    assert getattr(conv, cache)[0].shape[1] == (7 if length == 4 else 8)  # products per tile
     torch.testing.assert_close(y, reference(), atol=2e-5, rtol=1e-5)
     with torch.no_grad():
         conv.weight.mul_(-0.5)  # an optimiser step or EMA update: the cached transform goes

@@ -14,7 +14,7 @@ from stable_baselines3.common.monitor import Monitor
 from stable_baselines3.common.vec_env import DummyVecEnv
 
 from hint_envs.wrappers import ReplicaNoiseWrapper
-from policies.ddpm import DDPMChunkingPolicy
+from policies.ddpm import COMPILE_OPTIONS, DDPMChunkingPolicy
 from policies.networks import (
     TAPS_MIN_BATCH,
     ConditionalUnet1D,
@@ -413,6 +413,19 @@ def test_compiled_body_serves_every_batch_after_refreshing_caches(demos, monkeyp
         policy.predict(np.stack([obs] * batch))
     assert calls == [1] * steps + [TAPS_MIN_BATCH] * steps + [3 * TAPS_MIN_BATCH] * steps
     assert len(prepared) == 3
+
+
+def test_compile_sampler_passes_its_inductor_options_unless_told_otherwise(demos, monkeypatch):
+    """COMPILE_OPTIONS reach torch.compile; the caller's options win; with a mode, none."""
+    policy = make_policy(demos, tiny_config(denoiser="unet1d"))
+    seen = []
+    monkeypatch.setattr(torch, "compile", lambda body, **kwargs: seen.append(kwargs) or body)
+    policy.compile_sampler()
+    policy.compile_sampler(options={"realize_opcount_threshold": 3, "size_asserts": False})
+    policy.compile_sampler(mode="max-autotune", dynamic=True)
+    assert seen[0] == {"dynamic": False, "options": COMPILE_OPTIONS}
+    assert seen[1]["options"] == {"realize_opcount_threshold": 3, "size_asserts": False}
+    assert seen[2] == {"mode": "max-autotune", "dynamic": True}
 
 
 @pytest.mark.slow

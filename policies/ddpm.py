@@ -340,7 +340,7 @@ class DDPMChunkingPolicy(ChunkPolicyBase):
         """
         kwargs.setdefault("dynamic", False)
         if "mode" not in kwargs:  # torch.compile takes mode or options, not both
-            kwargs["options"] = {**COMPILE_OPTIONS, **kwargs.get("options", {})}
+            kwargs["options"] = {**COMPILE_OPTIONS, **(kwargs.get("options") or {})}
         self._compiled_body = torch.compile(self.inference_denoiser.forward_parts, **kwargs)
         return self
 

@@ -43,6 +43,8 @@ class ChunkPolicyBase(BasePolicy):
         stats: normalisation statistics of the training data (``stats.obs`` per
             observation feature, ``stats.action`` per controller feature).
         env_id: id of the environment the policy was trained for (saved with it).
+        env_kwargs: its ``gym.make`` keyword arguments (saved with it; ``evaluate`` uses
+            them by default).
         layout: the composite-action layout (``d_u``, ``d_x``) if known; checked against
             ``config`` and ``stats``.
 
@@ -62,6 +64,7 @@ class ChunkPolicyBase(BasePolicy):
         stats: NormalizationStats,
         env_id: str | None = None,
         layout: CompositeActionLayout | None = None,
+        env_kwargs: dict[str, Any] | None = None,
     ):
         if not isinstance(config, self.config_class):
             raise TypeError(
@@ -85,6 +88,7 @@ class ChunkPolicyBase(BasePolicy):
         self.config = config
         self.stats = stats
         self.env_id = env_id
+        self.env_kwargs = dict(env_kwargs or {})
         self.layout = layout
         self.d_obs = d_obs
         self.controller_size = controller_size
@@ -180,7 +184,13 @@ class ChunkPolicyBase(BasePolicy):
     def _get_constructor_parameters(self) -> dict[str, Any]:
         data = super()._get_constructor_parameters()
         data.pop("normalize_images", None)
-        data.update(config=self.config, stats=self.stats, env_id=self.env_id, layout=self.layout)
+        data.update(
+            config=self.config,
+            stats=self.stats,
+            env_id=self.env_id,
+            layout=self.layout,
+            env_kwargs=self.env_kwargs,
+        )
         return data
 
     def save(self, path: str) -> None:

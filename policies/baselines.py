@@ -121,6 +121,8 @@ class MLPBCPolicy(ChunkPolicyBase):
             are initialised from torch's global generator, which :func:`train_mlp_bc`
             seeds).
         env_id: id of the environment the policy was trained for (saved with it).
+        env_kwargs: its ``gym.make`` keyword arguments (saved with it; ``evaluate`` uses
+            them by default).
         layout: the composite-action layout, if known; checked against config and stats.
 
     Raises:
@@ -139,9 +141,16 @@ class MLPBCPolicy(ChunkPolicyBase):
         seed: int = 0,
         env_id: str | None = None,
         layout: CompositeActionLayout | None = None,
+        env_kwargs: dict[str, Any] | None = None,
     ):
         super().__init__(
-            observation_space, action_space, config, stats, env_id=env_id, layout=layout
+            observation_space,
+            action_space,
+            config,
+            stats,
+            env_id=env_id,
+            layout=layout,
+            env_kwargs=env_kwargs,
         )
         self.obs_size = config.obs_horizon * self.d_obs
         self.mlp = build_mlp(self.obs_size, config.widths, config.horizon * self.controller_size)
@@ -243,9 +252,17 @@ class DiffusionBCPolicy(MLPBCPolicy):
         seed: int = 0,
         env_id: str | None = None,
         layout: CompositeActionLayout | None = None,
+        env_kwargs: dict[str, Any] | None = None,
     ):
         super().__init__(
-            observation_space, action_space, config, stats, seed=seed, env_id=env_id, layout=layout
+            observation_space,
+            action_space,
+            config,
+            stats,
+            seed=seed,
+            env_id=env_id,
+            layout=layout,
+            env_kwargs=env_kwargs,
         )
         self.joint_dim = self.obs_size + config.horizon * self.controller_size
         self.diffusion = JointMLPDenoiser(
@@ -384,12 +401,22 @@ def _prepare(
     """
     _check_dataset(dataset, config)
     stats, env_id = dataset.stats, getattr(dataset, "env_id", None)
-    obs_space, act_space = chunk_env_spaces(env_id, config, stats.obs.dim, stats.action.dim)
+    env_kwargs = dict(getattr(dataset, "env_kwargs", None) or {})
+    obs_space, act_space = chunk_env_spaces(
+        env_id, config, stats.obs.dim, stats.action.dim, env_kwargs
+    )
     device = torch.device(train_config.device)
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(seed)
         policy = policy_class(
-            obs_space, act_space, config, stats, seed=seed, env_id=env_id, layout=dataset.layout
+            obs_space,
+            act_space,
+            config,
+            stats,
+            seed=seed,
+            env_id=env_id,
+            layout=dataset.layout,
+            env_kwargs=env_kwargs,
         )
     policy.to(device)
     policy.set_training_mode(True)

@@ -119,6 +119,8 @@ class DDPMChunkingPolicy(ChunkPolicyBase):
         seed: seed of the sampling generator (and nothing else: weights are initialised
             from torch's global generator; :func:`policies.training.train` seeds it).
         env_id: id of the environment the policy was trained for (saved with it).
+        env_kwargs: its ``gym.make`` keyword arguments (saved with it; ``evaluate`` uses
+            them by default).
         layout: the composite-action layout (``d_u``, ``d_x``) if known; checked against
             ``config`` and ``stats``.
 
@@ -137,9 +139,16 @@ class DDPMChunkingPolicy(ChunkPolicyBase):
         seed: int = 0,
         env_id: str | None = None,
         layout: CompositeActionLayout | None = None,
+        env_kwargs: dict[str, Any] | None = None,
     ):
         super().__init__(
-            observation_space, action_space, config, stats, env_id=env_id, layout=layout
+            observation_space,
+            action_space,
+            config,
+            stats,
+            env_id=env_id,
+            layout=layout,
+            env_kwargs=env_kwargs,
         )
         d_obs, controller_size = self.d_obs, self.controller_size
         self.denoiser = build_denoiser(config, controller_size, config.obs_horizon * d_obs)

@@ -161,6 +161,7 @@ def save_policy(policy: ChunkPolicyBase, directory: str | os.PathLike) -> Path:
         "hint_envs_version": hint_envs.__version__,
         "torch_version": torch.__version__,
         "env_id": policy.env_id,
+        "env_kwargs": policy.env_kwargs,
         "policy_config": policy.config.to_dict(),
         "stats": policy.stats.to_dict(),
         "observation_space": _box_to_dict(policy.observation_space),
@@ -288,6 +289,7 @@ def load_policy(
         stats,
         env_id=data.get("env_id"),
         layout=layout,
+        env_kwargs=data.get("env_kwargs") or {},
     )
     expected = set(policy.state_dict())
     missing, unexpected = sorted(expected - set(state)), sorted(set(state) - expected)

@@ -59,6 +59,7 @@ class ChunkData(Protocol):
     layout: CompositeActionLayout
     stats: NormalizationStats
     env_id: str | None
+    env_kwargs: dict[str, Any]
 
 
 class ChunkConfig(Protocol):
@@ -71,11 +72,16 @@ class ChunkConfig(Protocol):
 
 
 def chunk_env_spaces(
-    env_id: str | None, config: ChunkConfig, d_obs: int, controller_size: int
+    env_id: str | None,
+    config: ChunkConfig,
+    d_obs: int,
+    controller_size: int,
+    env_kwargs: dict[str, Any] | None = None,
 ) -> tuple[gym.spaces.Box, gym.spaces.Box]:
     """The observation and action spaces of the chunk-level env the policy will act in.
 
-    Built from ``PrimitiveControllerWrapper(gym.make(env_id), ...)`` so the bounds (and the
+    Built from ``PrimitiveControllerWrapper(gym.make(env_id, **env_kwargs), ...)`` (the
+    kwargs the demonstration file recorded) so the bounds (and the
     clipping of sampled actions) are exactly the env's. Without an env id, or if the env
     cannot be made here, unbounded Boxes of the right shapes.
     """
@@ -84,7 +90,7 @@ def chunk_env_spaces(
             from hint_envs.wrappers import PrimitiveControllerWrapper
 
             env = PrimitiveControllerWrapper(
-                gym.make(env_id),
+                gym.make(env_id, **(env_kwargs or {})),
                 chunk_length=config.chunk_length,
                 obs_horizon=config.obs_horizon,
                 gains=config.gains,
@@ -315,7 +321,8 @@ def train(
 
     Returns:
         the trained policy in eval mode; ``policy.train_history`` is the loss history, a
-        list of ``{"step", "loss", "lr"}`` (mean loss over each ``log_every`` steps).
+        list of ``{"step", "loss", "lr"}`` (mean loss over each ``log_every`` steps), and
+        ``policy.train_seconds`` the seconds the gradient loop took.
     """
     train_config = train_config if train_config is not None else TrainConfig()
     if not isinstance(config, DDPMPolicyConfig):
@@ -325,10 +332,13 @@ def train(
     _check_dataset(dataset, config)
     stats = dataset.stats
     env_id = getattr(dataset, "env_id", None)
+    env_kwargs = dict(getattr(dataset, "env_kwargs", None) or {})
     obs_raw = np.asarray(dataset.observations, dtype=np.float64)
     actions_raw = np.asarray(dataset.actions, dtype=np.float64)
     M = len(obs_raw)
-    obs_space, act_space = chunk_env_spaces(env_id, config, stats.obs.dim, stats.action.dim)
+    obs_space, act_space = chunk_env_spaces(
+        env_id, config, stats.obs.dim, stats.action.dim, env_kwargs
+    )
     out_dir = Path(out_dir) if out_dir is not None else None
 
     device = torch.device(train_config.device)
@@ -343,6 +353,7 @@ def train(
                 seed=seed,
                 env_id=env_id,
                 layout=dataset.layout,
+                env_kwargs=env_kwargs,
             )
         policy.to(device)
         policy.set_training_mode(True)
@@ -379,6 +390,7 @@ def train(
 
     policy.set_training_mode(False)
     policy.train_history = history
+    policy.train_seconds = elapsed
     logger.info(
         "trained %d steps in %.1f s on %d samples (%d windows x %d copies); final loss %.4f",
         train_config.steps,
@@ -410,6 +422,7 @@ def _training_record(
     return {
         "hint_envs_version": hint_envs.__version__,
         "env_id": getattr(dataset, "env_id", None),
+        "env_kwargs": dict(getattr(dataset, "env_kwargs", None) or {}),
         "seed": seed,
         "num_windows": int(len(dataset.observations)),
         "num_demos": len(demos) if demos is not None else None,

@@ -73,6 +73,9 @@ class ChunkDataset:
         timesteps: ``(M,)`` int64 step ``t`` of each window.
         demos: the selected demonstrations.
         obs_horizon, horizon, gains, env_id: as given (``env_id`` None if unknown).
+        env_kwargs: the ``gym.make`` keyword arguments the file recorded (``{}`` for a
+            plain sequence of demonstrations); training and evaluation make the env with
+            them.
 
     Example:
         >>> data = ChunkDataset("quadrotor.hdf5", obs_horizon=2, horizon=8)  # doctest: +SKIP
@@ -93,8 +96,10 @@ class ChunkDataset:
                 raise ValueError(f"{name} must be an integer >= 1, got {value!r}")
         if isinstance(source, (str, os.PathLike)):
             source = read_demonstrations(Path(source))
+        env_kwargs: dict = {}
         if isinstance(source, DemoFile):
             env_id = source.env_id if env_id is None else env_id
+            env_kwargs = dict(source.env_kwargs)
             demos = list(source.demos)
             origin = str(source.path) if source.path is not None else "the DemoFile"
         else:
@@ -138,6 +143,7 @@ class ChunkDataset:
         self.horizon = int(horizon)
         self.gains = bool(gains)
         self.env_id = env_id
+        self.env_kwargs = env_kwargs
         self.demos = demos
         self.layout = CompositeActionLayout(int(d_u), int(d_x), self.horizon, self.gains)
 
@@ -190,6 +196,7 @@ class ChunkDataset:
 
     def __repr__(self) -> str:
         return (
-            f"ChunkDataset(env_id={self.env_id!r}, demos={len(self.demos)}, windows={len(self)}, "
+            f"ChunkDataset(env_id={self.env_id!r}, env_kwargs={self.env_kwargs!r}, "
+            f"demos={len(self.demos)}, windows={len(self)}, "
             f"obs_horizon={self.obs_horizon}, horizon={self.horizon}, gains={self.gains})"
         )

@@ -165,7 +165,9 @@ def evaluate(
         expert: also roll out the expert (trajectory error, imitation loss).
         num_envs: episodes run at once (the largest ``predict`` batch).
         deterministic: passed to ``predict``.
-        env_kwargs: ``gym.make`` keyword arguments; expert_kwargs: ``make_expert``'s.
+        env_kwargs: ``gym.make`` keyword arguments; None means the policy's own
+            (``policy.env_kwargs``, what its demonstration file recorded, e.g. PushT's
+            ``obs_type``) where it has them. expert_kwargs: ``make_expert``'s.
         progress: show tqdm bars.
 
     Returns:
@@ -189,6 +191,8 @@ def evaluate(
             sigma,
         )
 
+    if env_kwargs is None:
+        env_kwargs = getattr(policy, "env_kwargs", None)
     starts = initial_states_for_seeds(env_id, seeds, env_kwargs)
     run_seeds = [derive_seed(seed, j) for seed in seeds for j in range(n)]
     run_starts = np.repeat(starts, n, axis=0)
@@ -210,7 +214,12 @@ def evaluate(
     expert_records: list[EpisodeRecord] = []
     if expert:
         expert_records = rollout_expert(
-            env_id, run_seeds, run_starts, expert_kwargs=expert_kwargs, progress=progress
+            env_id,
+            run_seeds,
+            run_starts,
+            expert_kwargs=expert_kwargs,
+            progress=progress,
+            env_kwargs=env_kwargs,
         )
 
     episodes = []

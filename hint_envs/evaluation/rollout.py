@@ -419,12 +419,14 @@ def rollout_expert(
     initial_states: Sequence[np.ndarray] | np.ndarray | None = None,
     expert_kwargs: dict[str, Any] | None = None,
     progress: bool = True,
+    env_kwargs: dict[str, Any] | None = None,
 ) -> list[EpisodeRecord]:
     """Roll the registered offline expert out for one episode per seed.
 
-    Episode ``i`` is ``make_expert(env_id).demonstrate(seeds[i], initial_state=...)``: it
-    starts from ``reset(seed=seeds[i])``, or from ``initial_states[i]`` if given, and draws
-    its own random choices (mode, process noise) from ``seeds[i]``.
+    Episode ``i`` is ``make_expert(env_id, env_kwargs).demonstrate(seeds[i],
+    initial_state=...)``: it starts from ``reset(seed=seeds[i])``, or from
+    ``initial_states[i]`` if given, and draws its own random choices (mode, process noise)
+    from ``seeds[i]``.
 
     Args:
         env_id: a registered environment with an expert (:data:`hint_envs.experts.EXPERTS`).
@@ -432,6 +434,7 @@ def rollout_expert(
         initial_states: optional ``(len(seeds), d_state)`` exact start states.
         expert_kwargs: keyword arguments for :func:`hint_envs.experts.make_expert`.
         progress: show a tqdm bar over episodes.
+        env_kwargs: ``gym.make`` keyword arguments of the environment.
 
     Returns:
         one :class:`EpisodeRecord` per seed, in order; ``states`` are the control states
@@ -441,8 +444,8 @@ def rollout_expert(
 
     seeds = _check_seeds(seeds)
     starts = _check_initial_states(initial_states, len(seeds))
-    expert = make_expert(env_id, **(expert_kwargs or {}))
-    env = gym.make(env_id)
+    expert = make_expert(env_id, env_kwargs, **(expert_kwargs or {}))
+    env = gym.make(env_id, **(env_kwargs or {}))
     control_indices = get_control_indices(env)
     env.close()
     max_steps = gym.spec(env_id).max_episode_steps

@@ -7,6 +7,7 @@ quadrotor's expert never imports pymunk or robosuite.
 from __future__ import annotations
 
 import importlib
+from collections.abc import Mapping
 from typing import Any
 
 from hint_envs.experts.base import Demonstration, Expert
@@ -21,8 +22,15 @@ EXPERTS: dict[str, str] = {
 }
 
 
-def make_expert(env_id: str, **kwargs: Any) -> Expert:
+def make_expert(env_id: str, env_kwargs: Mapping[str, Any] | None = None, **kwargs: Any) -> Expert:
     """Build the offline expert registered for ``env_id``.
+
+    Args:
+        env_id: a registered ``hint_envs/`` id with an expert (:data:`EXPERTS`).
+        env_kwargs: ``gym.make`` keyword arguments of the environment the expert acts in
+            (e.g. ``{"obs_type": "keypoints"}`` for PushT); the demonstrations record
+            that environment's observations.
+        **kwargs: the expert's own settings.
 
     Raises:
         KeyError: no expert is registered for ``env_id`` (the message lists those that are).
@@ -30,7 +38,8 @@ def make_expert(env_id: str, **kwargs: Any) -> Expert:
     if env_id not in EXPERTS:
         raise KeyError(f"no expert for {env_id!r}; experts exist for: {sorted(EXPERTS)}")
     module, name = EXPERTS[env_id].split(":")
-    return getattr(importlib.import_module(module), name)(env_id=env_id, **kwargs)
+    expert_class = getattr(importlib.import_module(module), name)
+    return expert_class(env_id=env_id, env_kwargs=dict(env_kwargs or {}), **kwargs)
 
 
 __all__ = ["Demonstration", "Expert", "EXPERTS", "make_expert"]

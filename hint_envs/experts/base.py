@@ -70,6 +70,8 @@ class Expert(Protocol):
     """
 
     env_id: str
+    #: ``gym.make`` keyword arguments of the environment the expert acts in.
+    env_kwargs: dict[str, Any]
 
     def demonstrate(self, seed: int, initial_state: np.ndarray | None = None) -> Demonstration:
         """One episode from ``reset(seed=seed)``, or from ``initial_state`` if given."""

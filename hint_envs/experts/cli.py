@@ -4,6 +4,7 @@
 Example::
 
     hint-collect hint_envs/PlanarQuadrotor-v0 --episodes 100 --seed 0 --out quadrotor.hdf5
+    hint-collect hint_envs/PushT-v0 --env-kwarg obs_type=keypoints --episodes 10 --out kp.hdf5
 
 collects the episodes of seeds 0..99, synthesises their primitive controllers, and writes
 them (see ``docs/data.md``). Run ``hint-collect --help`` for the options.
@@ -13,6 +14,7 @@ from __future__ import annotations
 
 import argparse
 import collections
+import json
 import logging
 import shlex
 import time
@@ -32,6 +34,20 @@ def _registered_ids() -> list[str]:
     return sorted(env_id for env_id in gym.registry if env_id.startswith("hint_envs/"))
 
 
+def _env_kwarg(text: str) -> tuple[str, object]:
+    """``KEY=VALUE`` -> ``(KEY, VALUE)``, the value read as JSON if it parses, else a string."""
+    key, sep, value = text.partition("=")
+    if not sep or not key.isidentifier():
+        raise argparse.ArgumentTypeError(
+            f"expected KEY=VALUE with KEY a keyword of gym.make, like obs_type=keypoints; "
+            f"got {text!r}"
+        )
+    try:
+        return key, json.loads(value)
+    except ValueError:
+        return key, value
+
+
 def build_parser() -> argparse.ArgumentParser:
     """The ``hint-collect`` argument parser."""
     parser = argparse.ArgumentParser(
@@ -48,6 +64,16 @@ def build_parser() -> argparse.ArgumentParser:
         "--seed", type=int, default=0, help="seed of the first episode (episode i: seed + i)"
     )
     parser.add_argument("--out", type=Path, required=True, help="HDF5 file to write")
+    parser.add_argument(
+        "--env-kwarg",
+        type=_env_kwarg,
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="a gym.make keyword argument of the env, recorded in the file so training and "
+        "evaluation make the same env (repeatable; VALUE is read as JSON if it parses), e.g. "
+        "obs_type=keypoints for PushT",
+    )
     parser.add_argument("--workers", type=int, default=1, help="processes to collect with")
     parser.add_argument(
         "--only-success",
@@ -89,6 +115,11 @@ def main(argv: Sequence[str] | None = None) -> int:
         parser.error(f"--valid-fraction must be in [0, 1), got {args.valid_fraction}")
     if args.out.exists() and not args.overwrite:
         parser.error(f"{args.out} already exists; pass --overwrite to replace it")
+    env_kwargs = dict(args.env_kwarg)
+    try:  # a bad keyword fails here, before any collection
+        gym.make(args.env_id, **env_kwargs).close()
+    except (TypeError, ValueError, gym.error.Error) as err:
+        parser.error(f"cannot make {args.env_id} with {env_kwargs}: {err}")
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
 
     start = time.perf_counter()
@@ -101,6 +132,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             synthesize=not args.no_synthesize,
             only_success=args.only_success,
             progress=not args.quiet,
+            env_kwargs=env_kwargs,
         )
     except RuntimeError as err:  # a failed episode, or too few successes
         parser.exit(1, f"hint-collect: error: {err}\n")
@@ -109,6 +141,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         args.out,
         demos,
         args.env_id,
+        env_kwargs=env_kwargs,
         valid_fraction=args.valid_fraction,
         seed=args.seed,
         attrs={

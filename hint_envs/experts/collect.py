@@ -1,6 +1,7 @@
 """Collect expert demonstrations over consecutive seeds, optionally in parallel.
 
-Episode ``i`` is ``make_expert(env_id, **expert_kwargs).demonstrate(seed + i)``, followed
+Episode ``i`` is ``make_expert(env_id, env_kwargs, **expert_kwargs).demonstrate(seed + i)``,
+followed
 by ``hint_envs.synthesis.synthesize(env_id, demo)`` into ``demo.primitives``. Every random
 choice of an episode comes from its seed, so the result depends only on the arguments,
 never on ``workers``.
@@ -27,14 +28,15 @@ __all__ = ["MAX_ATTEMPTS_FACTOR", "collect_demonstrations", "collect_one"]
 #: With ``only_success``, give up after ``MAX_ATTEMPTS_FACTOR * episodes`` seeds.
 MAX_ATTEMPTS_FACTOR = 10
 
-# One expert per (env id, kwargs) per process: building one may be costly (gym.make).
+# One expert per (env id, env kwargs, expert kwargs) per process: building one may be
+# costly (gym.make).
 _EXPERTS: dict[tuple[str, str], Expert] = {}
 
 
-def _expert(env_id: str, expert_kwargs: dict[str, Any]) -> Expert:
-    key = (env_id, json.dumps(expert_kwargs, sort_keys=True, default=repr))
+def _expert(env_id: str, env_kwargs: dict[str, Any], expert_kwargs: dict[str, Any]) -> Expert:
+    key = (env_id, json.dumps([env_kwargs, expert_kwargs], sort_keys=True, default=repr))
     if key not in _EXPERTS:
-        _EXPERTS[key] = make_expert(env_id, **expert_kwargs)
+        _EXPERTS[key] = make_expert(env_id, env_kwargs, **expert_kwargs)
     return _EXPERTS[key]
 
 
@@ -43,8 +45,10 @@ def collect_one(
     seed: int,
     synthesize: bool = True,
     expert_kwargs: dict[str, Any] | None = None,
+    env_kwargs: dict[str, Any] | None = None,
 ) -> Demonstration:
-    """One expert episode from ``reset(seed=seed)``, with synthesised primitives.
+    """One expert episode from ``reset(seed=seed)`` of ``gym.make(env_id, **env_kwargs)``,
+    with synthesised primitives.
 
     Returns:
         the :class:`Demonstration`; ``attrs["seed"]`` is ``seed``.
@@ -53,7 +57,8 @@ def collect_one(
         RuntimeError: the expert or the synthesiser failed (the message names the seed).
     """
     try:
-        demo = _expert(env_id, dict(expert_kwargs or {})).demonstrate(int(seed))
+        expert = _expert(env_id, dict(env_kwargs or {}), dict(expert_kwargs or {}))
+        demo = expert.demonstrate(int(seed))
         demo.attrs.setdefault("seed", int(seed))
         if synthesize:
             from hint_envs.synthesis import synthesize as synthesise_primitives
@@ -78,10 +83,11 @@ def _episodes(
     workers: int,
     synthesize: bool,
     expert_kwargs: dict[str, Any],
+    env_kwargs: dict[str, Any],
     pool: ProcessPoolExecutor | None,
 ) -> Iterator[Demonstration]:
     """Demonstrations for ``seeds``, in seed order, computed in ``pool`` if given."""
-    jobs = [(env_id, s, synthesize, expert_kwargs) for s in seeds]
+    jobs = [(env_id, s, synthesize, expert_kwargs, env_kwargs) for s in seeds]
     if pool is None:
         return map(_star_collect, jobs)
     return pool.map(_star_collect, jobs, chunksize=max(1, len(jobs) // (4 * workers)))
@@ -96,6 +102,7 @@ def collect_demonstrations(
     only_success: bool = False,
     progress: bool = True,
     expert_kwargs: dict | None = None,
+    env_kwargs: dict | None = None,
 ) -> list[Demonstration]:
     """Collect ``episodes`` expert demonstrations from seeds ``seed, seed + 1, ...``.
 
@@ -110,6 +117,9 @@ def collect_demonstrations(
             ``episodes`` succeed (at most ``MAX_ATTEMPTS_FACTOR * episodes`` seeds).
         progress: show a tqdm bar.
         expert_kwargs: keyword arguments of the expert's constructor (picklable).
+        env_kwargs: ``gym.make`` keyword arguments of the environment (e.g.
+            ``{"obs_type": "keypoints"}`` for PushT); record them in the file with
+            ``write_demonstrations(..., env_kwargs=...)``.
 
     Returns:
         ``episodes`` demonstrations in seed order (with ``only_success``, the first
@@ -125,6 +135,7 @@ def collect_demonstrations(
     if isinstance(workers, bool) or int(workers) != workers or workers < 1:
         raise ValueError(f"workers must be an integer >= 1, got {workers!r}")
     expert_kwargs = dict(expert_kwargs or {})
+    env_kwargs = dict(env_kwargs or {})
     from hint_envs.experts import EXPERTS
 
     if env_id not in EXPERTS:
@@ -143,7 +154,8 @@ def collect_demonstrations(
             # only the first successes in seed order are kept
             batch = min(max(episodes - len(kept), workers), max_attempts - attempts)
             seeds = range(seed + attempts, seed + attempts + batch)
-            for demo in _episodes(env_id, seeds, workers, synthesize, expert_kwargs, pool):
+            jobs = _episodes(env_id, seeds, workers, synthesize, expert_kwargs, env_kwargs, pool)
+            for demo in jobs:
                 attempts += 1
                 bar.set_postfix(tried=attempts, refresh=False)
                 if len(kept) < episodes and (demo.success or not only_success):

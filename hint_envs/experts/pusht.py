@@ -54,6 +54,7 @@ import logging
 import math
 import os
 from dataclasses import asdict, dataclass
+from typing import Any
 
 import gymnasium as gym
 import numpy as np
@@ -447,7 +448,8 @@ class PushTExpert:
 
     Args:
         env_id: a registered id whose environment is :class:`hint_envs.envs.pusht.PushTEnv`.
-        obs_type: the observation type recorded (``"state"`` or ``"keypoints"``).
+        env_kwargs: its ``gym.make`` keyword arguments; ``obs_type`` (``"state"``, the
+            default, or ``"keypoints"``) is the observation the demonstrations record.
         **settings: :class:`PlannerSettings` fields (``samples``, ``iterations``,
             ``horizon``, ``knots``, ``replan_every``, ``sigma``, ``sigma_min``,
             ``temperature``, ``terminal_weight``, ``agent_weight``, ``smooth_weight``).
@@ -457,7 +459,10 @@ class PushTExpert:
     """
 
     def __init__(
-        self, env_id: str = "hint_envs/PushT-v0", obs_type: str = "state", **settings: float
+        self,
+        env_id: str = "hint_envs/PushT-v0",
+        env_kwargs: dict[str, Any] | None = None,
+        **settings: float,
     ) -> None:
         from hint_envs.envs.pusht import PushTEnv
 
@@ -469,8 +474,8 @@ class PushTExpert:
             )
         self.settings = PlannerSettings(**settings)
         self.env_id = env_id
-        self.obs_type = obs_type
-        self.env = gym.make(env_id, obs_type=obs_type)
+        self.env_kwargs = dict(env_kwargs or {})
+        self.env = gym.make(env_id, **self.env_kwargs)
         base = self.env.unwrapped
         if not isinstance(base, PushTEnv):
             raise TypeError(

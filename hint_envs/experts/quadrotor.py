@@ -31,6 +31,7 @@ import json
 import logging
 from dataclasses import dataclass
 from functools import partial
+from typing import Any
 
 import gymnasium as gym
 import numpy as np
@@ -153,6 +154,7 @@ class QuadrotorExpert:
 
     Args:
         env_id: a registered id whose environment is a :class:`PlanarQuadrotorEnv`.
+        env_kwargs: its ``gym.make`` keyword arguments (``params`` is set by ``params``).
         process_noise: standard deviation of the Gaussian input disturbance added to the
             tracking input, as a fraction of each input's half-range (0.02: 0.12 N of
             thrust, 0.002 N m of torque). 0 gives the nominal executions.
@@ -178,6 +180,7 @@ class QuadrotorExpert:
     def __init__(
         self,
         env_id: str = "hint_envs/PlanarQuadrotor-v0",
+        env_kwargs: dict[str, Any] | None = None,
         process_noise: float = 0.02,
         params: QuadrotorParams | None = None,
         *,
@@ -211,8 +214,10 @@ class QuadrotorExpert:
         self.tracking_Q = DEFAULT_Q if tracking_Q is None else np.asarray(tracking_Q, float)
         self.tracking_R = DEFAULT_R if tracking_R is None else np.asarray(tracking_R, float)
 
-        kwargs = {} if params is None else {"params": params}
-        self.env = gym.make(env_id, **kwargs)
+        self.env_kwargs = dict(env_kwargs or {})
+        if params is not None:
+            self.env_kwargs["params"] = params
+        self.env = gym.make(env_id, **self.env_kwargs)
         if not isinstance(self.env.unwrapped, PlanarQuadrotorEnv):
             raise TypeError(
                 f"QuadrotorExpert needs a PlanarQuadrotorEnv, but {env_id!r} makes "

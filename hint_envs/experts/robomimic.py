@@ -210,6 +210,7 @@ class RobomimicExpert:
     Args:
         env_id: a registered id whose environment is
             :class:`hint_envs.envs.robomimic.RobomimicEnv` of the subclass's task.
+        env_kwargs: its ``gym.make`` keyword arguments.
         **settings: attributes of the expert to override (names of its class constants,
             e.g. ``speed_range=(0.008, 0.012)``).
 
@@ -225,7 +226,9 @@ class RobomimicExpert:
     #: Steps the gripper is given to close (it ramps over ~10 steps).
     close_steps: tuple[int, int] = (10, 14)
 
-    def __init__(self, env_id: str = "", **settings: Any) -> None:
+    def __init__(
+        self, env_id: str = "", env_kwargs: dict[str, Any] | None = None, **settings: Any
+    ) -> None:
         from hint_envs.envs.robomimic import RobomimicEnv
 
         env_id = env_id or f"hint_envs/Robomimic{self.task}-v0"
@@ -235,7 +238,8 @@ class RobomimicExpert:
             setattr(self, name, value)
         self.settings = dict(settings)
         self.env_id = env_id
-        self.env = gym.make(env_id)
+        self.env_kwargs = dict(env_kwargs or {})
+        self.env = gym.make(env_id, **self.env_kwargs)
         base = self.env.unwrapped
         if not isinstance(base, RobomimicEnv) or base.task.name != self.task:
             raise ValueError(

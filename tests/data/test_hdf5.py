@@ -12,7 +12,7 @@ import pytest
 
 import hint_envs  # noqa: F401  (registers the environments)
 from hint_envs.core import Primitives
-from hint_envs.data import DatasetError, DemoFile, read_demonstrations, write_demonstrations
+from hint_envs.data import DatasetError, DemoFile, hdf5, read_demonstrations, write_demonstrations
 from hint_envs.data.hdf5 import ROBOMIMIC_GYM_TYPE
 from hint_envs.experts.base import Demonstration
 
@@ -101,7 +101,10 @@ def test_round_trip_every_array_and_attr(tmp_path: Path, demos: list[Demonstrati
     assert again.valid_keys == loaded.valid_keys
 
 
-def test_compression_is_lossless_and_optional(tmp_path: Path, demos: list[Demonstration]) -> None:
+def test_compression_is_lossless_and_optional(
+    tmp_path: Path, demos: list[Demonstration], monkeypatch
+) -> None:
+    monkeypatch.setattr(hdf5, "GZIP_MIN_BYTES", 0)  # compress every per-step array
     gzip = write_demonstrations(tmp_path / "gzip.hdf5", demos, ENV_ID)
     plain = write_demonstrations(tmp_path / "plain.hdf5", demos, ENV_ID, compression=None)
     with h5py.File(gzip) as f, h5py.File(plain) as g:
@@ -114,6 +117,22 @@ def test_compression_is_lossless_and_optional(tmp_path: Path, demos: list[Demons
     with pytest.raises(ValueError, match="compression"):
         write_demonstrations(tmp_path / "c.hdf5", demos, ENV_ID, compression="lzf")
     assert not (tmp_path / "c.hdf5").exists()
+
+
+def test_arrays_too_small_to_gain_from_gzip_are_stored_plain(
+    tmp_path: Path, demos: list[Demonstration], monkeypatch
+) -> None:
+    path = write_demonstrations(tmp_path / "d.hdf5", demos, ENV_ID)
+    with h5py.File(path) as f:
+        small = f["data/demo_0/dones"]
+        assert small.nbytes < hdf5.GZIP_MIN_BYTES and small.compression is None
+        nbytes = small.nbytes
+    monkeypatch.setattr(hdf5, "GZIP_MIN_BYTES", nbytes)  # now it is large enough
+    write_demonstrations(path, demos, ENV_ID, overwrite=True)
+    with h5py.File(path) as f:
+        assert f["data/demo_0/dones"].compression == "gzip"
+    for a, b in zip(read_demonstrations(path).demos, demos, strict=True):
+        assert_same_demo(a, b)
 
 
 def test_robomimic_layout(tmp_path: Path, demos: list[Demonstration]) -> None:

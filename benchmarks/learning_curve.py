@@ -82,6 +82,7 @@ def main() -> None:
         chunk_length=8,
         diffusion_steps=100,
         scheduler="ddpm",
+        prediction_type="epsilon",  # the published curves; benchmarks/recipe.py: the recipe
         n_aug=4,
         gains=True,
         sigma=args.sigma,

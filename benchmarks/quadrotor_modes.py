@@ -51,7 +51,11 @@ def main() -> None:
         "bimodal": demos[: args.demos],
         "unimodal": [d for d in demos if d.attrs["mode"] == first_mode][: args.demos],
     }
-    config = DDPMPolicyConfig(denoiser="mlp", widths=(1024,), n_aug=4)
+    # the fig5_quadrotor suite's policy (epsilon prediction, DDPM-100), whose mode averaging
+    # this script shows
+    config = DDPMPolicyConfig(
+        denoiser="mlp", widths=(1024,), n_aug=4, prediction_type="epsilon", scheduler="ddpm"
+    )
     train_config = TrainConfig(steps=args.steps, batch_size=128, warmup_steps=50, num_threads=1)
     rows = []
     for name, chosen in datasets.items():

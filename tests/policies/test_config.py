@@ -41,11 +41,13 @@ def test_policy_config_rejects_bad_values(kwargs, message):
 def test_policy_config_defaults_are_the_cpu_defaults():
     config = DDPMPolicyConfig()
     assert (config.obs_horizon, config.horizon, config.chunk_length) == (2, 16, 8)
-    assert config.denoiser == "mlp" and config.down_dims == (64, 128, 256)
-    assert config.num_inference_steps == 100
-    assert DDPMPolicyConfig(scheduler="ddim").num_inference_steps == 10
+    assert config.denoiser == "mlp" and config.widths == (1024, 1024)
+    assert config.down_dims == (64, 128, 256)
+    # the CPU recipe (docs/results/recipe.md): clean-chunk prediction, DDIM in 10 steps
+    assert config.prediction_type == "sample" and config.scheduler == "ddim"
+    assert config.num_inference_steps == 10
+    assert DDPMPolicyConfig(scheduler="ddpm").num_inference_steps == 100
     assert DDPMPolicyConfig(scheduler="ddim", inference_steps=5).num_inference_steps == 5
-    assert config.prediction_type == "epsilon"
 
 
 def test_a_config_saved_before_prediction_type_loads_as_epsilon_prediction():

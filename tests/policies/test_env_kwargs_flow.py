@@ -3,6 +3,7 @@ evaluation: a PushT file collected with ``obs_type="keypoints"`` trains and eval
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import numpy as np
@@ -14,6 +15,7 @@ from hint_envs.data import ChunkDataset, read_demonstrations  # noqa: E402
 from hint_envs.evaluation import evaluate  # noqa: E402
 from hint_envs.experts.cli import main as collect_main  # noqa: E402
 from policies import DDPMPolicyConfig, TrainConfig, load_policy  # noqa: E402
+from policies.cli import eval_main  # noqa: E402
 from policies.training import train  # noqa: E402
 
 ENV_ID = "hint_envs/PushT-v0"
@@ -70,3 +72,17 @@ def test_train_save_load_and_evaluate_on_a_keypoint_file(keypoint_file, tmp_path
     )
     assert result.config["env_kwargs"] == {"obs_type": repr("keypoints")}
     assert np.isfinite(result.metrics["max_reward"]["mean"])
+    # and hint-eval does the same from the command line
+    out = tmp_path / "eval.json"
+    argv = [str(tmp_path), "--episodes", "1", "--threads", "1", "--json", str(out)]
+    assert eval_main(argv) == 0
+    saved = json.loads(out.read_text())
+    assert saved["config"]["seeds"] == [100000]
+    assert saved["config"]["env_kwargs"] == {"obs_type": repr("keypoints")}
+
+
+def test_hint_eval_refuses_what_it_cannot_evaluate(tmp_path, capsys):
+    assert eval_main([str(tmp_path / "missing")]) == 2
+    assert "cannot load" in capsys.readouterr().err
+    assert eval_main([str(tmp_path), "--episodes", "0"]) == 2
+    assert "--episodes must be >= 1" in capsys.readouterr().err

@@ -54,7 +54,7 @@ from tqdm import tqdm
 @dataclass
 class Args:
     suite: str = "quick"
-    """a suite in benchmarks/suites/ (quick, paper, fig5_quadrotor, tiny) or a .toml path"""
+    """a suite of benchmarks/suites/ (its file name without .toml, e.g. quick) or a .toml path"""
     workers: int = 0
     """local processes running jobs in parallel (0: one per CPU core; 1: this process)"""
     out: str | None = None

@@ -337,7 +337,7 @@ def test_a_dataset_block_trains_on_the_reference_file_without_collecting(tmp_pat
 
 
 @pytest.mark.parametrize(
-    "name", ["quick", "paper", "fig5_quadrotor", "fig5_quadrotor_sample", "tiny"]
+    "name", ["quick", "paper", "fig5_quadrotor", "fig5_quadrotor_sample", "fig6_cpu", "tiny"]
 )
 def test_the_named_suites_load_and_expand(name: str) -> None:
     pytest.importorskip("gym_pusht")  # quick and paper have PushT blocks
@@ -346,22 +346,33 @@ def test_the_named_suites_load_and_expand(name: str) -> None:
     assert runs and len({run.record_path for run in runs}) == len(runs)
     for block in suite.envs:
         if block.env_id == "hint_envs/PushT-v0":
-            assert block.dataset == "benchmarks/data/pusht_state_200.hdf5"
+            assert block.dataset in PUSHT_REFERENCE_FILES
             assert block.metric == "max_reward" and block.eval.expert is False
             assert block.eval.seeds == list(range(100000, 100050))
 
 
-def test_the_pusht_reference_dataset_is_complete_and_successful() -> None:
+#: The committed PushT reference files: path -> (demonstrations, observation size).
+PUSHT_REFERENCE_FILES = {
+    "benchmarks/data/pusht_state_200.hdf5": (200, 5),
+    "benchmarks/data/pusht_keypoints_1000.hdf5": (1000, 18),
+}
+
+
+@pytest.mark.parametrize("name", sorted(PUSHT_REFERENCE_FILES))
+def test_the_pusht_reference_datasets_are_complete_and_successful(name: str) -> None:
     pytest.importorskip("gym_pusht")
     from hint_envs.data import ChunkDataset, read_demonstrations
 
-    path = Path(__file__).resolve().parents[2] / "benchmarks/data/pusht_state_200.hdf5"
+    count, d_obs = PUSHT_REFERENCE_FILES[name]
+    path = Path(__file__).resolve().parents[2] / name
     demo_file = read_demonstrations(path)
-    assert demo_file.env_id == "hint_envs/PushT-v0" and len(demo_file) >= 200
+    assert demo_file.env_id == "hint_envs/PushT-v0" and len(demo_file) == count
+    # the observation type is recorded, so training and evaluation make the same env
+    assert demo_file.env_kwargs == ({} if d_obs == 5 else {"obs_type": "keypoints"})
     demos = demo_file.demos
     assert all(demo.success for demo in demos)
     assert all(demo.primitives is not None for demo in demos)
     modes = {demo.attrs["mode"].split("/")[0] for demo in demos}
     assert len(modes) >= 4  # several faces of the T are pushed first
     windows = ChunkDataset(path, 2, 16, gains=True, num_demos=50)
-    assert windows.observations.shape[1:] == (2, 5)
+    assert windows.observations.shape[1:] == (2, d_obs)

@@ -224,8 +224,20 @@ def build_eval_parser() -> argparse.ArgumentParser:
         help="test-time replica noise (default: the policy's training sigma; 0: train-only noise)",
     )
     parser.add_argument("--sample-seed", type=int, default=0, help="seed of the sampler")
-    parser.add_argument("--num-envs", type=int, default=50, help="episodes run at once")
-    parser.add_argument("--threads", type=int, default=2, help="torch CPU threads")
+    parser.add_argument(
+        "--num-envs",
+        type=int,
+        default=25,
+        help="episodes run side by side, one batched predict call per decision (the "
+        "sampler is reseeded per group of this many: results depend on it, not on --workers)",
+    )
+    parser.add_argument(
+        "--workers",
+        type=int,
+        default=1,
+        help="processes the groups of --num-envs episodes run in, one torch thread each",
+    )
+    parser.add_argument("--threads", type=int, default=2, help="torch CPU threads (--workers 1)")
     parser.add_argument("--json", type=Path, default=None, help="also write the result here")
     return parser
 
@@ -233,7 +245,7 @@ def build_eval_parser() -> argparse.ArgumentParser:
 def eval_main(argv: Sequence[str] | None = None) -> int:
     """Entry point of ``hint-eval``; returns the exit status."""
     args = build_eval_parser().parse_args(argv)
-    for name in ("episodes", "num_envs", "threads"):
+    for name in ("episodes", "num_envs", "threads", "workers"):
         if getattr(args, name) < 1:
             print(f"hint-eval: error: --{name.replace('_', '-')} must be >= 1", file=sys.stderr)
             return 2
@@ -259,7 +271,6 @@ def eval_main(argv: Sequence[str] | None = None) -> int:
         return 2
     config = policy.config
     sigma = config.sigma if args.sigma is None else args.sigma
-    policy.seed(args.sample_seed)
     seeds = list(range(args.seed_start, args.seed_start + args.episodes))
     result = evaluate(
         policy,
@@ -272,6 +283,8 @@ def eval_main(argv: Sequence[str] | None = None) -> int:
         noise_scale=np.asarray(policy.noise_scale, dtype=float),
         expert=False,
         num_envs=min(args.num_envs, args.episodes),
+        workers=args.workers,
+        sample_seed=args.sample_seed,
     )
     print(f"{policy.env_id} {policy.env_kwargs or ''}, seeds {seeds[0]}-{seeds[-1]}, σ = {sigma:g}")
     print(format_metrics(result.metrics))

@@ -24,6 +24,7 @@ from dataclasses import dataclass
 import gymnasium as gym
 import numpy as np
 from gymnasium import spaces
+from scipy.spatial.transform import Rotation
 
 from hint_envs.core import STATE_OPTION, check_action, check_render_args, check_state
 
@@ -45,6 +46,10 @@ ROBOT_KEYS: tuple[tuple[str, int], ...] = (
 )
 #: Input layout: absolute end-effector target or robosuite's scaled delta.
 ACTION_TYPES = ("absolute", "delta")
+#: Orientation representations: ``rotvec`` (robomimic's own: quaternions observed, a
+#: rotation vector commanded) or ``rot6d`` (the first two columns of the rotation matrix,
+#: observed and commanded: continuous, unlike both of the others).
+ROTATIONS = ("rotvec", "rot6d")
 #: Bounds of the absolute position target (m, world frame): the reachable space above the
 #: table (the table top is at z = 0.8 m; the base of the arm at x = -0.56 m).
 POSITION_BOUNDS = np.array([[-0.45, -0.55, 0.75], [0.45, 0.55, 1.35]])
@@ -58,6 +63,47 @@ POSITION_LIMIT = 10.0
 FINGER_LIMIT = 0.1
 #: MuJoCo warnings that mean the simulation blew up (mjtWarning indices).
 _UNSTABLE_WARNINGS = ("mjWARN_BADQPOS", "mjWARN_BADQVEL", "mjWARN_BADQACC")
+
+
+def matrix_to_rot6d(matrix: np.ndarray) -> np.ndarray:
+    """The 6-D representation of rotation matrices ``(..., 3, 3)``: their first two
+    columns, ``(..., 6)`` = ``[c1, c2]`` (Zhou et al. 2019; Diffusion Policy's actions).
+
+    Unlike a quaternion (``q`` and ``-q`` are one rotation) or a rotation vector (which
+    jumps from ``pi n`` to ``-pi n``), it is a continuous function of the rotation.
+    """
+    m = np.asarray(matrix, dtype=np.float64)
+    return np.concatenate([m[..., :, 0], m[..., :, 1]], axis=-1)
+
+
+def rot6d_to_matrix(rot6d: np.ndarray) -> np.ndarray:
+    """Rotation matrices ``(..., 3, 3)`` from 6-D representations ``(..., 6)`` by
+    Gram-Schmidt: ``c1`` normalised, ``c2`` made orthogonal to it and normalised,
+    ``c3 = c1 x c2``. The inverse of :func:`matrix_to_rot6d` on its image.
+
+    Raises:
+        ValueError: a representation whose two columns are (nearly) zero or parallel.
+    """
+    r = np.asarray(rot6d, dtype=np.float64)
+    a, b = r[..., :3], r[..., 3:6]
+    norm_a = np.linalg.norm(a, axis=-1, keepdims=True)
+    c1 = a / np.maximum(norm_a, 1e-12)
+    b = b - np.sum(c1 * b, axis=-1, keepdims=True) * c1
+    norm_b = np.linalg.norm(b, axis=-1, keepdims=True)
+    if np.any(norm_a < 1e-6) or np.any(norm_b < 1e-6):
+        raise ValueError(
+            f"a 6-D rotation needs two non-zero, non-parallel columns; got {r.tolist()}"
+        )
+    c2 = b / norm_b
+    return np.stack([c1, c2, np.cross(c1, c2)], axis=-1)
+
+
+def quat_to_rot6d(quat: np.ndarray) -> np.ndarray:
+    """6-D representations ``(..., 6)`` of quaternions ``(..., 4)`` in robosuite's
+    ``(x, y, z, w)`` order (either sign of ``q`` gives the same result)."""
+    q = np.asarray(quat, dtype=np.float64)
+    matrix = Rotation.from_quat(q.reshape(-1, 4)).as_matrix()
+    return matrix_to_rot6d(matrix).reshape(q.shape[:-1] + (6,))
 
 
 @dataclass(frozen=True)
@@ -180,7 +226,11 @@ class RobomimicEnv(gym.Env):
     | 6 | gripper: -1 open ... +1 closed | - |
 
     ``site_rotvec()`` reads the grip site's current orientation in that form.
-    ``action_type="delta"``: ``Box(-1, 1, (7,))``, robosuite's scaled delta (±1 = 5 cm and
+    With ``rotation="rot6d"`` the input is ``Box(10,)``: rows 3-8 hold the target
+    orientation as the first two columns of its rotation matrix (each in [-1, 1]; the
+    environment orthonormalises them by Gram-Schmidt, :func:`rot6d_to_matrix`), row 9 the
+    gripper. ``absolute_action(position, rotation, gripper)`` builds an input in either
+    layout. ``action_type="delta"``: ``Box(-1, 1, (7,))``, robosuite's scaled delta (±1 = 5 cm and
     0.5 rad per step, base frame) and the gripper. Inputs outside the box are clipped to it;
     a wrong shape or NaN/inf raises ``ValueError``.
 
@@ -198,7 +248,10 @@ class RobomimicEnv(gym.Env):
     vectors (:data:`POSITION_LIMIT`). The object state is 10 floats for Lift (cube
     position, quaternion, gripper-to-cube vector) and 14 for Can and Square (the object's
     position and quaternion relative to the end-effector, then in the world frame).
-    ``obs_keys`` gives the slices.
+    ``obs_keys`` gives the slices. With ``rotation="rot6d"`` every quaternion (the
+    end-effector's, ``robot0_eef_rot6d``, and the object's, ``*_rot6d`` in
+    :attr:`object_keys`) is replaced by the first two columns of its rotation matrix
+    (6 floats in [-1, 1]): ``Box(23,)`` for Lift, ``Box(29,)`` for Can and Square.
 
     ## Rewards
     robosuite's sparse reward: 1 on a step where the task succeeds, else 0.
@@ -235,8 +288,13 @@ class RobomimicEnv(gym.Env):
     robomimic and Diffusion Policy evaluate these tasks with (the registration's limit).
 
     ## Arguments
-    ``gym.make("hint_envs/RobomimicCan-v0", action_type="absolute",
-    render_mode="rgb_array", render_size=256, camera="agentview")``. ``render()`` returns
+    ``gym.make("hint_envs/RobomimicCan-v0", action_type="absolute", rotation="rotvec",
+    render_mode="rgb_array", render_size=256, camera="agentview")``. ``rotation``
+    (:data:`ROTATIONS`) picks how orientations are observed and, with absolute inputs,
+    commanded: ``"rotvec"``, robomimic's quaternions and rotation vectors; ``"rot6d"``, the
+    continuous 6-D representation a small network can learn (a top-down grasp sits where
+    the rotation vector flips sign and the quaternion's ``w`` crosses 0). With
+    ``action_type="delta"`` only the observations change. ``render()`` returns
     an offscreen ``(render_size, render_size, 3)`` uint8 frame of ``camera`` (needs an
     OpenGL backend: set ``MUJOCO_GL=egl`` or ``osmesa`` on a machine without a display).
     A missing robosuite raises ``gymnasium.error.DependencyNotInstalled`` naming the
@@ -252,15 +310,19 @@ class RobomimicEnv(gym.Env):
         self,
         task: str = "Can",
         action_type: str = "absolute",
+        rotation: str = "rotvec",
         render_mode: str | None = None,
         render_size: int = 256,
         camera: str = "agentview",
     ):
         if task not in TASKS:
             raise ValueError(f"task must be one of {sorted(TASKS)}, got {task!r}")
+        if rotation not in ROTATIONS:
+            raise ValueError(f"rotation must be one of {ROTATIONS}, got {rotation!r}")
         check_render_args(render_mode, self.metadata["render_modes"], render_size)
         self.task = TASKS[task]
         self.action_type = action_type
+        self.rotation = rotation
         self.render_mode = render_mode
         self.render_size = render_size
         self.camera = camera
@@ -273,27 +335,48 @@ class RobomimicEnv(gym.Env):
             self.sim.close()
             raise ValueError(f"camera must be one of {cameras}, got {camera!r}")
         observation = self.sim.reset()
-        self.object_keys = self._object_layout()
+        rot6d = rotation == "rot6d"
+        # (start, stop) of each quaternion in robosuite's flat low-dim vector: what
+        # _observation turns into 6-D representations
+        quat_parts = [(3, 7)]
+        object_keys, start = {}, 0
+        for name, (a, b) in self._object_layout().items():
+            if rot6d and name.endswith("_quat"):
+                quat_parts.append((9 + a, 9 + b))
+                name, b = name[: -len("quat")] + "rot6d", a + 6
+            object_keys[name] = (start, start + b - a)
+            start += b - a
+        self.object_keys = object_keys
+        self._quat_parts = quat_parts if rot6d else []
         self.state_dim = int(self.get_state().shape[0])
-        d_object = int(observation["object-state"].shape[0])
+        robot_keys = ROBOT_KEYS
+        if rot6d:
+            robot_keys = (ROBOT_KEYS[0], ("robot0_eef_rot6d", 6), ROBOT_KEYS[2])
         layout, start = {}, 0
-        for key, size in (*ROBOT_KEYS, ("object", d_object)):
+        for key, size in (*robot_keys, ("object", len(observation["object-state"]))):
+            if key == "object":
+                size = sum(b - a for a, b in object_keys.values())
             layout[key] = (start, start + size)
             start += size
         self._obs_keys = layout
         self.control_indices = np.arange(3)
         high = np.full(start, POSITION_LIMIT)
-        quats = [layout["robot0_eef_quat"]] + [
-            (9 + a, 9 + b) for name, (a, b) in self.object_keys.items() if name.endswith("quat")
+        orientation = "rot6d" if rot6d else "quat"
+        first = layout["object"][0]
+        parts = [layout[f"robot0_eef_{orientation}"]] + [
+            (first + a, first + b)
+            for name, (a, b) in object_keys.items()
+            if name.endswith(orientation)
         ]
-        for a, b in quats:
+        for a, b in parts:
             high[a:b] = 1.0
         high[slice(*layout["robot0_gripper_qpos"])] = FINGER_LIMIT
         low = -high
         self.observation_space = spaces.Box(low, high, dtype=np.float64)
         if action_type == "absolute":
-            low_u = np.concatenate([POSITION_BOUNDS[0], [-np.pi] * 3, [-1.0]])
-            high_u = np.concatenate([POSITION_BOUNDS[1], [np.pi] * 3, [1.0]])
+            orientation_bounds = np.ones(6) if rot6d else np.full(3, np.pi)
+            low_u = np.concatenate([POSITION_BOUNDS[0], -orientation_bounds, [-1.0]])
+            high_u = np.concatenate([POSITION_BOUNDS[1], orientation_bounds, [1.0]])
         else:
             low_u, high_u = -np.ones(7), np.ones(7)
         self.action_space = spaces.Box(low_u, high_u, dtype=np.float64)
@@ -326,11 +409,42 @@ class RobomimicEnv(gym.Env):
     def site_rotvec(self) -> np.ndarray:
         """The grip site's current world orientation as a rotation vector ``(3,)``: the
         orientation part of an absolute input that holds the current orientation."""
-        from scipy.spatial.transform import Rotation
-
         controller = self.sim.robots[0].part_controllers["right"]
         controller.update(force=True)
         return Rotation.from_matrix(controller.ref_ori_mat).as_rotvec()
+
+    def absolute_action(
+        self, position: np.ndarray, rotation: Rotation, gripper: float
+    ) -> np.ndarray:
+        """An absolute input in this environment's layout (``action_type="absolute"``).
+
+        Args:
+            position: ``(3,)`` end-effector target (m, world frame).
+            rotation: the grip site's target orientation (a scipy ``Rotation``).
+            gripper: -1 open ... +1 closed.
+
+        Returns:
+            ``(7,)`` ``[position, rotation vector, gripper]`` or, with ``rotation="rot6d"``,
+            ``(10,)`` ``[position, rot6d, gripper]``; not clipped.
+        """
+        if self.action_type != "absolute":
+            raise ValueError("absolute_action needs action_type='absolute'")
+        if self.rotation == "rot6d":
+            orientation = matrix_to_rot6d(rotation.as_matrix())
+        else:
+            orientation = rotation.as_rotvec()
+        return np.concatenate([np.asarray(position, dtype=np.float64), orientation, [gripper]])
+
+    def _robosuite_input(self, u: np.ndarray) -> np.ndarray:
+        """robosuite's 7-D input from one of this environment's (already clipped)."""
+        if self.rotation != "rot6d" or self.action_type != "absolute":
+            return u
+        try:
+            matrix = rot6d_to_matrix(u[3:9])
+        except ValueError:
+            logger.warning("degenerate 6-D orientation %s: holding the current one", u[3:9])
+            return np.concatenate([u[:3], self.site_rotvec(), u[9:]])
+        return np.concatenate([u[:3], Rotation.from_matrix(matrix).as_rotvec(), u[9:]])
 
     def _observation(self, raw: dict | None = None) -> np.ndarray:
         """The flat observation from robosuite's observation dict ``raw`` (a step's), or
@@ -340,10 +454,17 @@ class RobomimicEnv(gym.Env):
             # sensor fills in the same pass, after them: a second pass reads it fresh
             self.sim._get_observations(force_update=True)
             raw = self.sim._get_observations(force_update=True)
-        return np.concatenate(
+        flat = np.concatenate(
             [np.asarray(raw[key], dtype=np.float64).ravel() for key, _ in ROBOT_KEYS]
             + [np.asarray(raw["object-state"], dtype=np.float64).ravel()]
         )
+        if not self._quat_parts:
+            return flat
+        pieces, start = [], 0
+        for a, b in self._quat_parts:
+            pieces += [flat[start:a], quat_to_rot6d(flat[a:b])]
+            start = b
+        return np.concatenate(pieces + [flat[start:]])
 
     def _gripper(self):
         return self.sim.robots[0].gripper["right"]
@@ -424,7 +545,7 @@ class RobomimicEnv(gym.Env):
         u = check_action(action, self.action_space)
         if np.any(u < self.action_space.low) or np.any(u > self.action_space.high):
             u = np.clip(u, self.action_space.low, self.action_space.high)
-        raw, reward, _, _ = self.sim.step(u)
+        raw, reward, _, _ = self.sim.step(self._robosuite_input(u))
         obs = self._observation(raw=raw)
         warnings = self._warnings()
         unstable = bool(np.any(warnings > self._warning_count)) or not np.all(np.isfinite(obs))

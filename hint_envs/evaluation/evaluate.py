@@ -145,6 +145,8 @@ def evaluate(
     env_kwargs: dict[str, Any] | None = None,
     expert_kwargs: dict[str, Any] | None = None,
     progress: bool = True,
+    workers: int = 1,
+    sample_seed: int = 0,
 ) -> EvaluationResult:
     """Evaluate ``policy`` on ``env_id`` from the initial states of ``seeds``.
 
@@ -169,6 +171,10 @@ def evaluate(
             (``policy.env_kwargs``, what its demonstration file recorded, e.g. PushT's
             ``obs_type``) where it has them. expert_kwargs: ``make_expert``'s.
         progress: show tqdm bars.
+        workers: processes to roll out in (``1``: this process); the results are the
+            same for any number (:func:`~hint_envs.evaluation.rollout.rollout_policy`).
+        sample_seed: seed of a stochastic policy's sampler, reseeded per group of
+            ``num_envs`` episodes from it and the group's first seed.
 
     Returns:
         an :class:`EvaluationResult` (``to_dict()`` is JSON-serialisable).
@@ -210,6 +216,8 @@ def evaluate(
         deterministic=deterministic,
         env_kwargs=env_kwargs,
         progress=progress,
+        workers=workers,
+        sample_seed=sample_seed,
     )
     expert_records: list[EpisodeRecord] = []
     if expert:
@@ -220,6 +228,7 @@ def evaluate(
             expert_kwargs=expert_kwargs,
             progress=progress,
             env_kwargs=env_kwargs,
+            workers=workers,
         )
 
     episodes = []
@@ -265,6 +274,8 @@ def evaluate(
         "eps": float(eps),
         "expert": bool(expert),
         "deterministic": bool(deterministic),
+        "sample_seed": int(sample_seed),
+        "num_envs": int(num_envs),
         "env_kwargs": {k: repr(v) for k, v in (env_kwargs or {}).items()},
     }
     result = EvaluationResult(

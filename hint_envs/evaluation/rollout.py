@@ -26,7 +26,11 @@ Timeline of one chunk-level step (``H = obs_horizon``, ``C = chunk_length``)::
 from __future__ import annotations
 
 import logging
+import multiprocessing
+import pickle
+import sys
 from collections.abc import Sequence
+from concurrent.futures import ProcessPoolExecutor, as_completed
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
@@ -291,98 +295,76 @@ class _Episode:
         )
 
 
-def rollout_policy(
-    policy: ChunkPolicy,
-    env_id: str,
-    seeds: Sequence[int],
-    *,
-    chunk_length: int,
-    obs_horizon: int,
-    gains: bool,
-    sigma: float = 0.0,
-    noise_scale: np.ndarray | float = 1.0,
-    initial_states: Sequence[np.ndarray] | np.ndarray | None = None,
-    num_envs: int = 8,
-    deterministic: bool = False,
-    env_kwargs: dict[str, Any] | None = None,
-    progress: bool = True,
-) -> list[EpisodeRecord]:
-    """Roll ``policy`` out for one episode per seed, ``num_envs`` episodes at a time.
+#: Second entry of the seed sequence that seeds a policy's sampler for a group of
+#: episodes (independent of the environment's and the replica noise's streams).
+POLICY_STREAM = 0x5A3_91E
 
-    ``num_envs`` chunk-level environments (:func:`make_chunk_env`) run side by side; at
-    every decision the observation chunks of all running episodes are stacked into one
-    batch ``(B, obs_horizon, d_obs)``, ``B <= num_envs``, and passed to **one**
-    ``policy.predict`` call, with ``episode_start`` (B,) true on each episode's first
-    decision and ``state=None`` (policies are assumed stateless across calls: the rows of
-    a batch are whichever episodes are running, in slot order). When an episode ends, its
-    slot is reset with the next seed (no autoreset: every episode is reset explicitly).
 
-    Episode ``i`` is reset with ``seed=seeds[i]`` (which also seeds the replica-noise
-    generator) and, if ``initial_states`` is given, ``options={"state":
-    initial_states[i]}``. So for a deterministic policy the records do not depend on
-    ``num_envs``; a stochastic policy's own randomness may depend on the batch.
+def _check_workers(workers: Any) -> int:
+    if isinstance(workers, bool) or not isinstance(workers, (int, np.integer)) or workers < 1:
+        raise ValueError(f"workers must be a positive integer, got {workers!r}")
+    return int(workers)
 
-    Args:
-        policy: an object with SB3's ``predict`` for chunk-level observations.
-        env_id, chunk_length, obs_horizon, gains, sigma, noise_scale, env_kwargs: the
-            evaluation environment, see :func:`make_chunk_env`.
-        seeds: one non-negative integer per episode.
-        initial_states: optional ``(len(seeds), d_state)`` exact start states.
-        num_envs: episodes run at the same time (the largest ``predict`` batch).
-        deterministic: passed to ``predict``.
-        progress: show a tqdm bar over episodes.
 
-    Returns:
-        one :class:`EpisodeRecord` per seed, in the order of ``seeds``.
+def _spawn_pool(workers: int, initializer: Any, initargs: tuple) -> ProcessPoolExecutor:
+    """A pool of ``workers`` spawned processes (safe with threads, the same on every
+    platform), each set up once by ``initializer(*initargs)``."""
+    return ProcessPoolExecutor(
+        workers,
+        mp_context=multiprocessing.get_context("spawn"),
+        initializer=initializer,
+        initargs=initargs,
+    )
 
-    Raises:
-        ValueError: bad seeds, initial states, ``num_envs``, or actions of the wrong shape
-            from ``predict``.
-    """
-    seeds = _check_seeds(seeds)
-    starts = _check_initial_states(initial_states, len(seeds))
-    if not isinstance(num_envs, (int, np.integer)) or num_envs < 1:
-        raise ValueError(f"num_envs must be a positive integer, got {num_envs!r}")
-    if not hasattr(policy, "predict"):
-        raise TypeError(
-            f"policy must have SB3's predict(obs, state, episode_start, deterministic), got "
-            f"{type(policy).__name__}"
-        )
-    if not seeds:
-        return []
-    num_envs = min(int(num_envs), len(seeds))
-    envs = [
-        make_chunk_env(env_id, chunk_length, obs_horizon, gains, sigma, noise_scale, env_kwargs)
-        for _ in range(num_envs)
-    ]
-    control_indices = get_control_indices(envs[0].unwrapped)  # the chunk env has none
-    action_shape = envs[0].action_space.shape
-    records: list[EpisodeRecord | None] = [None] * len(seeds)
-    running: list[_Episode | None] = [None] * num_envs
-    observations: list[np.ndarray | None] = [None] * num_envs
-    queue = iter(range(len(seeds)))
 
-    def start(slot: int) -> None:
-        index = next(queue, None)
-        if index is None:
-            running[slot] = observations[slot] = None
-            return
-        options = None if starts is None else {STATE_OPTION: starts[index]}
-        obs, _ = envs[slot].reset(seed=seeds[index], options=options)
-        state = np.asarray(envs[slot].unwrapped.get_state(), dtype=np.float64)
-        running[slot] = _Episode(index, seeds[index], state)
-        observations[slot] = obs
+class _GroupRunner:
+    """Runs groups of episodes of one policy, each group as one batch (see
+    :func:`rollout_policy`). Builds its environments on first use."""
 
-    bar = tqdm(total=len(seeds), desc=f"rollout {env_id}", unit="ep", disable=not progress)
-    try:
-        for slot in range(num_envs):
-            start(slot)
+    def __init__(
+        self, policy: ChunkPolicy, env_args: tuple, deterministic: bool, sample_seed: int
+    ) -> None:
+        self.policy = policy
+        self.env_args = env_args
+        self.deterministic = deterministic
+        self.sample_seed = sample_seed
+        self.envs: list[gym.Env] = []
+
+    def close(self) -> None:
+        for env in self.envs:
+            env.close()
+        self.envs = []
+
+    def run(
+        self, indices: list[int], seeds: list[int], starts: list[np.ndarray] | None
+    ) -> list[tuple[int, EpisodeRecord]]:
+        """Episodes ``(index, seed, start)`` side by side, one ``predict`` call per decision
+        for all of them; the policy's sampler is first reseeded from the group's first
+        seed and ``sample_seed``. Returns ``(index, record)`` pairs."""
+        while len(self.envs) < len(seeds):
+            self.envs.append(make_chunk_env(*self.env_args))
+        envs = self.envs[: len(seeds)]
+        control_indices = get_control_indices(envs[0].unwrapped)  # the chunk env has none
+        action_shape = envs[0].action_space.shape
+        reseed = getattr(self.policy, "seed", None)
+        if callable(reseed):
+            entropy = [self.sample_seed, seeds[0], POLICY_STREAM]
+            reseed(int(np.random.SeedSequence(entropy).generate_state(1)[0] >> 1))
+        running: list[_Episode | None] = []
+        observations: list[np.ndarray | None] = []
+        for slot, (index, seed) in enumerate(zip(indices, seeds, strict=True)):
+            options = None if starts is None else {STATE_OPTION: starts[slot]}
+            obs, _ = envs[slot].reset(seed=seed, options=options)
+            state = np.asarray(envs[slot].unwrapped.get_state(), dtype=np.float64)
+            running.append(_Episode(index, seed, state))
+            observations.append(obs)
+        done: list[tuple[int, EpisodeRecord]] = []
         while any(episode is not None for episode in running):
-            active = [slot for slot in range(num_envs) if running[slot] is not None]
+            active = [slot for slot, episode in enumerate(running) if episode is not None]
             batch = np.stack([observations[slot] for slot in active])
             episode_start = np.array([running[slot].first for slot in active])
-            actions, _ = policy.predict(
-                batch, state=None, episode_start=episode_start, deterministic=deterministic
+            actions, _ = self.policy.predict(
+                batch, state=None, episode_start=episode_start, deterministic=self.deterministic
             )
             actions = np.asarray(actions)
             if actions.shape != (len(active),) + action_shape:
@@ -399,18 +381,160 @@ def rollout_policy(
                 episode.add(info)
                 if terminated or truncated:
                     clean = np.asarray(info.get("clean_obs", obs), dtype=np.float64)
-                    final_state = clean[-1][control_indices]
-                    records[episode.index] = episode.finish(
-                        final_state, info, terminated, truncated
-                    )
-                    bar.update(1)
-                    start(slot)
+                    record = episode.finish(clean[-1][control_indices], info, terminated, truncated)
+                    done.append((episode.index, record))
+                    running[slot] = None
+        return done
+
+
+_WORKER_RUNNER: _GroupRunner | None = None
+
+
+def _init_policy_worker(
+    policy_bytes: bytes, env_args: tuple, deterministic: bool, sample_seed: int
+) -> None:
+    """Set up a rollout worker: one BLAS/torch thread, the policy, its environments."""
+    global _WORKER_RUNNER
+    policy = pickle.loads(policy_bytes)
+    torch = sys.modules.get("torch")  # present if the policy is a torch module
+    if torch is not None:
+        torch.set_num_threads(1)
+    _WORKER_RUNNER = _GroupRunner(policy, env_args, deterministic, sample_seed)
+
+
+def _run_group_in_worker(
+    indices: list[int], seeds: list[int], starts: list[np.ndarray] | None
+) -> list[tuple[int, EpisodeRecord]]:
+    assert _WORKER_RUNNER is not None, "the worker was not initialised"
+    return _WORKER_RUNNER.run(indices, seeds, starts)
+
+
+def rollout_policy(
+    policy: ChunkPolicy,
+    env_id: str,
+    seeds: Sequence[int],
+    *,
+    chunk_length: int,
+    obs_horizon: int,
+    gains: bool,
+    sigma: float = 0.0,
+    noise_scale: np.ndarray | float = 1.0,
+    initial_states: Sequence[np.ndarray] | np.ndarray | None = None,
+    num_envs: int = 8,
+    deterministic: bool = False,
+    env_kwargs: dict[str, Any] | None = None,
+    progress: bool = True,
+    workers: int = 1,
+    sample_seed: int = 0,
+) -> list[EpisodeRecord]:
+    """Roll ``policy`` out for one episode per seed, in groups of ``num_envs`` episodes.
+
+    The seeds are cut into consecutive groups of ``num_envs``. The episodes of a group run
+    side by side in chunk-level environments (:func:`make_chunk_env`): at every decision
+    the observation chunks of the group's running episodes are stacked into one batch
+    ``(B, obs_horizon, d_obs)``, ``B <= num_envs``, and passed to **one**
+    ``policy.predict`` call, with ``episode_start`` (B,) true on each episode's first
+    decision and ``state=None`` (policies are assumed stateless across calls). Before a
+    group starts, a policy with a ``seed(int)`` method (the DDPM policy's sampler) is
+    reseeded from ``sample_seed`` and the group's first seed, so a group's episodes depend
+    on its seeds and ``sample_seed`` alone.
+
+    Episode ``i`` is reset with ``seed=seeds[i]`` (which also seeds the replica-noise
+    generator) and, if ``initial_states`` is given, ``options={"state":
+    initial_states[i]}``. Groups are independent, so with ``workers > 1`` they run in
+    that many spawned processes (each with one torch thread, holding a pickled copy of
+    the policy) and the records are identical to ``workers=1`` for any worker count. For
+    a deterministic policy they also do not depend on ``num_envs``.
+
+    Args:
+        policy: an object with SB3's ``predict`` for chunk-level observations
+            (picklable, for ``workers > 1``).
+        env_id, chunk_length, obs_horizon, gains, sigma, noise_scale, env_kwargs: the
+            evaluation environment, see :func:`make_chunk_env`.
+        seeds: one non-negative integer per episode.
+        initial_states: optional ``(len(seeds), d_state)`` exact start states.
+        num_envs: episodes per group (the largest ``predict`` batch).
+        deterministic: passed to ``predict``.
+        progress: show a tqdm bar over episodes.
+        workers: processes to run groups in (``1``: this process).
+        sample_seed: seed of the policy's sampler (combined with each group's first seed).
+
+    Returns:
+        one :class:`EpisodeRecord` per seed, in the order of ``seeds``.
+
+    Raises:
+        ValueError: bad seeds, initial states, ``num_envs`` or ``workers``, or actions of
+            the wrong shape from ``predict``.
+    """
+    seeds = _check_seeds(seeds)
+    starts = _check_initial_states(initial_states, len(seeds))
+    if isinstance(num_envs, bool) or not isinstance(num_envs, (int, np.integer)) or num_envs < 1:
+        raise ValueError(f"num_envs must be a positive integer, got {num_envs!r}")
+    workers = _check_workers(workers)
+    if isinstance(sample_seed, bool) or not isinstance(sample_seed, (int, np.integer)):
+        raise ValueError(f"sample_seed must be an integer >= 0, got {sample_seed!r}")
+    if sample_seed < 0:
+        raise ValueError(f"sample_seed must be an integer >= 0, got {sample_seed!r}")
+    if not hasattr(policy, "predict"):
+        raise TypeError(
+            f"policy must have SB3's predict(obs, state, episode_start, deterministic), got "
+            f"{type(policy).__name__}"
+        )
+    if not seeds:
+        return []
+    env_args = (env_id, chunk_length, obs_horizon, gains, sigma, noise_scale, env_kwargs)
+    make_chunk_env(*env_args).close()  # bad settings fail here, before any worker starts
+    groups = []
+    for first in range(0, len(seeds), int(num_envs)):
+        indices = list(range(first, min(first + int(num_envs), len(seeds))))
+        group_starts = None if starts is None else [starts[i] for i in indices]
+        groups.append((indices, [seeds[i] for i in indices], group_starts))
+    records: list[EpisodeRecord | None] = [None] * len(seeds)
+    bar = tqdm(total=len(seeds), desc=f"rollout {env_id}", unit="ep", disable=not progress)
+    try:
+        if workers == 1 or len(groups) == 1:
+            runner = _GroupRunner(policy, env_args, deterministic, sample_seed)
+            try:
+                for group in groups:
+                    for index, record in runner.run(*group):
+                        records[index] = record
+                    bar.update(len(group[0]))
+            finally:
+                runner.close()
+        else:
+            initargs = (pickle.dumps(policy), env_args, deterministic, sample_seed)
+            with _spawn_pool(min(workers, len(groups)), _init_policy_worker, initargs) as pool:
+                futures = [pool.submit(_run_group_in_worker, *group) for group in groups]
+                for future in as_completed(futures):
+                    done = future.result()
+                    for index, record in done:
+                        records[index] = record
+                    bar.update(len(done))
     finally:
         bar.close()
-        for env in envs:
-            env.close()
     logger.info("rolled out %d episodes of %s (sigma=%g)", len(seeds), env_id, sigma)
     return records  # type: ignore[return-value]
+
+
+def _expert_record(
+    env_id: str,
+    seed: int,
+    initial_state: np.ndarray | None,
+    expert_kwargs: dict[str, Any],
+    env_kwargs: dict[str, Any],
+    control_indices: np.ndarray,
+    max_steps: int | None,
+) -> EpisodeRecord:
+    """One expert episode as a record (the expert is built once per process)."""
+    from hint_envs.experts.collect import cached_expert
+
+    expert = cached_expert(env_id, env_kwargs, expert_kwargs)
+    demo = expert.demonstrate(seed, initial_state=initial_state)
+    return _record_from_demonstration(demo, seed, control_indices, max_steps)
+
+
+def _star_expert_record(args: tuple) -> EpisodeRecord:
+    return _expert_record(*args)
 
 
 def rollout_expert(
@@ -420,13 +544,14 @@ def rollout_expert(
     expert_kwargs: dict[str, Any] | None = None,
     progress: bool = True,
     env_kwargs: dict[str, Any] | None = None,
+    workers: int = 1,
 ) -> list[EpisodeRecord]:
     """Roll the registered offline expert out for one episode per seed.
 
     Episode ``i`` is ``make_expert(env_id, env_kwargs).demonstrate(seeds[i],
     initial_state=...)``: it starts from ``reset(seed=seeds[i])``, or from
     ``initial_states[i]`` if given, and draws its own random choices (mode, process noise)
-    from ``seeds[i]``.
+    from ``seeds[i]``, so the records do not depend on ``workers``.
 
     Args:
         env_id: a registered environment with an expert (:data:`hint_envs.experts.EXPERTS`).
@@ -435,28 +560,42 @@ def rollout_expert(
         expert_kwargs: keyword arguments for :func:`hint_envs.experts.make_expert`.
         progress: show a tqdm bar over episodes.
         env_kwargs: ``gym.make`` keyword arguments of the environment.
+        workers: processes to run episodes in (``1``: this process).
 
     Returns:
         one :class:`EpisodeRecord` per seed, in order; ``states`` are the control states
         ``observations[:, control_indices]`` followed by the final observation's.
     """
-    from hint_envs.experts import make_expert
+    from hint_envs.experts.collect import cached_expert
 
     seeds = _check_seeds(seeds)
     starts = _check_initial_states(initial_states, len(seeds))
-    expert = make_expert(env_id, env_kwargs, **(expert_kwargs or {}))
-    env = gym.make(env_id, **(env_kwargs or {}))
+    workers = _check_workers(workers)
+    expert_kwargs, env_kwargs = dict(expert_kwargs or {}), dict(env_kwargs or {})
+    cached_expert(env_id, env_kwargs, expert_kwargs)  # bad settings fail here
+    env = gym.make(env_id, **env_kwargs)
     control_indices = get_control_indices(env)
     env.close()
     max_steps = gym.spec(env_id).max_episode_steps
+    jobs = [
+        (env_id, seed, None if starts is None else starts[i], expert_kwargs, env_kwargs)
+        + (control_indices, max_steps)
+        for i, seed in enumerate(seeds)
+    ]
+    bar = tqdm(total=len(seeds), desc=f"expert {env_id}", unit="ep", disable=not progress)
     records = []
     try:
-        for i, seed in enumerate(tqdm(seeds, desc=f"expert {env_id}", disable=not progress)):
-            demo = expert.demonstrate(seed, initial_state=None if starts is None else starts[i])
-            records.append(_record_from_demonstration(demo, seed, control_indices, max_steps))
+        if workers == 1:
+            for job in jobs:
+                records.append(_expert_record(*job))
+                bar.update(1)
+        else:
+            with _spawn_pool(workers, None, ()) as pool:
+                for record in pool.map(_star_expert_record, jobs):
+                    records.append(record)
+                    bar.update(1)
     finally:
-        if hasattr(expert, "close"):
-            expert.close()
+        bar.close()
     return records
 
 

@@ -33,7 +33,8 @@ MAX_ATTEMPTS_FACTOR = 10
 _EXPERTS: dict[tuple[str, str], Expert] = {}
 
 
-def _expert(env_id: str, env_kwargs: dict[str, Any], expert_kwargs: dict[str, Any]) -> Expert:
+def cached_expert(env_id: str, env_kwargs: dict[str, Any], expert_kwargs: dict[str, Any]) -> Expert:
+    """The expert of ``env_id`` with these settings, built once per process."""
     key = (env_id, json.dumps([env_kwargs, expert_kwargs], sort_keys=True, default=repr))
     if key not in _EXPERTS:
         _EXPERTS[key] = make_expert(env_id, env_kwargs, **expert_kwargs)
@@ -57,7 +58,7 @@ def collect_one(
         RuntimeError: the expert or the synthesiser failed (the message names the seed).
     """
     try:
-        expert = _expert(env_id, dict(env_kwargs or {}), dict(expert_kwargs or {}))
+        expert = cached_expert(env_id, dict(env_kwargs or {}), dict(expert_kwargs or {}))
         demo = expert.demonstrate(int(seed))
         demo.attrs.setdefault("seed", int(seed))
         if synthesize:

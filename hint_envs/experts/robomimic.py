@@ -132,8 +132,7 @@ class _Episode:
 
     def step(self) -> None:
         """Apply the current target for one control step (raises at the episode's end)."""
-        u = np.concatenate([self.pos, self.rot.as_rotvec(), [self.grip]])
-        u = np.clip(u, self.low, self.high)
+        u = np.clip(self.base.absolute_action(self.pos, self.rot, self.grip), self.low, self.high)
         self.observations.append(np.asarray(self.obs, dtype=np.float64))
         self.states.append(self.base.get_state())
         self.actions.append(u)
@@ -265,7 +264,7 @@ class RobomimicExpert:
     def _grasped(self, ep: _Episode, obj: Any) -> bool:
         """Whether both finger pads touch ``obj`` (robosuite's ``_check_grasp``) with the
         fingers not closed on nothing."""
-        fingers = ep.obs[7:9]
+        fingers = ep.obs[slice(*ep.base.obs_keys["robot0_gripper_qpos"])]
         gap = float(fingers[0] - fingers[1])
         gripper = self.sim.robots[0].gripper["right"]
         return bool(self.sim._check_grasp(gripper=gripper, object_geoms=obj)) and gap > 0.004

@@ -25,8 +25,9 @@ position deviation, 2 cm of target correction::
 
     Q = diag(1e4, 0) (1/m^2),   R = 2500 (1/m^2).
 
-``K`` is diagonal on the position rows of the 7-D input; orientation and gripper rows are
-zero. ``gain=0`` gives pure position commands (K = 0), as do the wrappers' ``gains=False``.
+``K`` is diagonal on the position rows of the input (7-D, or 10-D with a 6-D
+orientation); orientation and gripper rows are zero. ``gain=0`` gives pure position
+commands (K = 0), as do the wrappers' ``gains=False``.
 
 The fit error (RMS one-step prediction error in metres, and R² of the predicted step
 ``p_{t+1} - p_t``) is returned by :func:`fit_arm_model` and stored, per axis, in the
@@ -50,8 +51,9 @@ __all__ = ["DEFAULT_Q", "DEFAULT_R", "ArmModel", "fit_arm_model", "position_gain
 DEFAULT_Q = np.diag([1e4, 0.0])
 #: Weight on the target correction (1 / m^2): 2 cm.
 DEFAULT_R = 2500.0
-#: Input dimension and the position rows of the input.
-INPUT_DIM = 7
+#: Input dimensions (orientation as a rotation vector or in 6-D, see
+#: :data:`hint_envs.envs.robomimic.ROTATIONS`) and the position rows of the input.
+INPUT_DIMS = (7, 10)
 POSITION_DIM = 3
 #: Fewest fitted transitions per axis (four parameters each).
 MIN_SAMPLES = 12
@@ -147,21 +149,25 @@ def synthesize(
     """Primitive controllers along a Robomimic demonstration (absolute inputs).
 
     Args:
-        demo: a ``hint_envs/Robomimic*-v0`` demonstration with ``actions (T, 7)``
-            (absolute targets) and the end-effector position in ``observations[:, :3]``.
+        demo: a ``hint_envs/Robomimic*-v0`` demonstration with ``actions (T, 7)`` or
+            ``(T, 10)`` (absolute targets, rotation vector or 6-D orientation) and the
+            end-effector position in ``observations[:, :3]``.
         gain: one gain ``k`` for all axes instead of the fitted ones; ``0`` gives pure
             position commands.
         Q, R: weights of :func:`position_gains`.
 
     Returns:
         ``T`` controllers: ``u_bar = actions``, ``x_bar`` = the observed end-effector
-        positions, ``K (T, 7, 3)`` zero but ``-diag(k)`` on the position rows; consistent:
+        positions, ``K (T, d_u, 3)`` zero but ``-diag(k)`` on the position rows; consistent:
         ``kappa_t(x_t) = u_t``. The fit error and the gains go into ``demo.attrs``.
     """
     actions = np.asarray(demo.actions, dtype=np.float64)
     observations = np.asarray(demo.observations, dtype=np.float64)
-    if actions.ndim != 2 or actions.shape[1] != INPUT_DIM:
-        raise ValueError(f"Robomimic demonstrations have actions (T, 7), got {actions.shape}")
+    if actions.ndim != 2 or actions.shape[1] not in INPUT_DIMS:
+        raise ValueError(
+            f"Robomimic demonstrations have actions (T, 7) or, with rotation='rot6d', "
+            f"(T, 10); got {actions.shape}"
+        )
     if observations.ndim != 2 or observations.shape[0] != len(actions):
         raise ValueError(f"observations {observations.shape} do not match actions {actions.shape}")
     positions = observations[:, :POSITION_DIM]
@@ -177,6 +183,6 @@ def synthesize(
             raise ValueError(f"gain must be a finite number >= 0, got {gain!r}")
     demo.attrs["synthesis_gain"] = k.tolist()
     T = len(actions)
-    K = np.zeros((T, INPUT_DIM, POSITION_DIM))
+    K = np.zeros((T, actions.shape[1], POSITION_DIM))
     K[:, np.arange(POSITION_DIM), np.arange(POSITION_DIM)] = -k
     return Primitives(actions.copy(), positions.copy(), K)

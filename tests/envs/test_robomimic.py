@@ -14,7 +14,13 @@ import pytest
 pytest.importorskip("robosuite")
 
 import hint_envs  # noqa: E402, F401  (registers the environments)
-from hint_envs.envs.robomimic import HORIZON, RobomimicEnv  # noqa: E402
+from hint_envs.envs.robomimic import (  # noqa: E402
+    HORIZON,
+    RobomimicEnv,
+    matrix_to_rot6d,
+    quat_to_rot6d,
+    rot6d_to_matrix,
+)
 
 TASKS = ("Lift", "Can", "Square")
 #: robomimic's low-dim "object" sizes
@@ -163,6 +169,69 @@ def test_bad_arguments_are_rejected():
         RobomimicEnv(task="Lift", render_mode="human")
     with pytest.raises(ValueError, match="camera must be one of"):
         RobomimicEnv(task="Lift", camera="eye_in_the_sky")
+    with pytest.raises(ValueError, match="rotation must be one of"):
+        RobomimicEnv(task="Lift", rotation="euler")
+
+
+def test_rot6d_is_continuous_and_inverts():
+    from scipy.spatial.transform import Rotation
+
+    rotations = Rotation.random(50, random_state=0)
+    matrices = rotations.as_matrix()
+    np.testing.assert_allclose(rot6d_to_matrix(matrix_to_rot6d(matrices)), matrices, atol=1e-12)
+    # q and -q are one rotation: one representation
+    quats = rotations.as_quat()
+    np.testing.assert_allclose(quat_to_rot6d(quats), quat_to_rot6d(-quats), atol=1e-12)
+    # a top-down grip (a half turn) tilting through it: the rotation vector jumps from
+    # pi n to -pi n, the 6-D form does not
+    turn = [Rotation.from_euler("x", np.pi + tilt) for tilt in np.linspace(-0.1, 0.1, 21)]
+    rotvecs = np.array([r.as_rotvec() for r in turn])
+    six = np.array([matrix_to_rot6d(r.as_matrix()) for r in turn])
+    assert np.abs(np.diff(rotvecs, axis=0)).max() > 3.0
+    assert np.abs(np.diff(six, axis=0)).max() < 0.02
+    # any two non-parallel columns give a rotation (Gram-Schmidt)
+    m = rot6d_to_matrix(np.array([2.0, 0.1, 0.0, 0.3, 1.0, 0.2]))
+    np.testing.assert_allclose(m.T @ m, np.eye(3), atol=1e-12)
+    assert np.linalg.det(m) == pytest.approx(1.0)
+    with pytest.raises(ValueError, match="non-parallel"):
+        rot6d_to_matrix(np.array([1.0, 0.0, 0.0, 2.0, 0.0, 0.0]))
+
+
+@pytest.mark.parametrize("task", TASKS)
+def test_rot6d_observes_and_commands_the_same_simulation(envs, task):
+    """``rotation="rot6d"`` changes the representation, not the physics: the same
+    commands, given in either form, move the arm identically."""
+    from scipy.spatial.transform import Rotation
+
+    plain = envs[task]
+    six = gym.make(f"hint_envs/Robomimic{task}-v0", rotation="rot6d")
+    base = six.unwrapped
+    assert six.action_space.shape == (10,)
+    assert six.observation_space.shape == (23 if task == "Lift" else 29,)
+    assert list(base.obs_keys)[1] == "robot0_eef_rot6d"
+    obs, _ = six.reset(seed=3)
+    obs_plain, _ = plain.reset(seed=3)
+    assert six.observation_space.contains(obs)
+    np.testing.assert_allclose(obs[3:9], quat_to_rot6d(obs_plain[3:7]), atol=1e-12)
+    for name, (a, b) in base.object_keys.items():
+        first = base.obs_keys["object"][0]
+        if name.endswith("rot6d"):
+            a_plain, b_plain = plain.unwrapped.object_keys[name.replace("rot6d", "quat")]
+            quat = obs_plain[9 + a_plain : 9 + b_plain]
+            np.testing.assert_allclose(obs[first + a : first + b], quat_to_rot6d(quat), atol=1e-9)
+    goal = Rotation.from_rotvec(base.site_rotvec()) * Rotation.from_euler("z", 0.3)
+    target = obs[:3] + np.array([0.03, -0.02, 0.02])
+    for _ in range(8):
+        obs, *_ = six.step(base.absolute_action(target, goal, 1.0))
+        obs_plain, *_ = plain.step(plain.unwrapped.absolute_action(target, goal, 1.0))
+    np.testing.assert_allclose(obs[:3], obs_plain[:3], atol=1e-9)
+    np.testing.assert_allclose(obs[3:9], quat_to_rot6d(obs_plain[3:7]), atol=1e-9)
+    # a degenerate 6-D orientation holds the current one instead of failing
+    u = base.absolute_action(target, goal, 1.0)
+    u[3:9] = 0.0
+    obs, _, _, _, info = six.step(u)
+    assert not info["unstable"] and six.observation_space.contains(obs)
+    six.close()
 
 
 def test_missing_robosuite_names_the_extra(monkeypatch):

@@ -8,7 +8,7 @@ import pytest
 from hint_envs.experts.base import Demonstration
 from hint_envs.synthesis import lqr
 from hint_envs.synthesis.robomimic import (
-    INPUT_DIM,
+    INPUT_DIMS,
     fit_arm_model,
     position_gains,
     synthesize,
@@ -67,7 +67,7 @@ def test_synthesis_is_consistent_and_acts_on_position_rows_only():
         final_state=np.zeros(4),
     )
     primitives = synthesize(demo)
-    assert primitives.K.shape == (T, INPUT_DIM, 3)
+    assert primitives.K.shape == (T, INPUT_DIMS[0], 3)
     for t in range(T):
         np.testing.assert_allclose(primitives(observations[t, :3], t), actions[t])
     assert np.all(primitives.K[:, 3:] == 0)

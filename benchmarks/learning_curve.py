@@ -114,7 +114,6 @@ def main() -> None:
     rows = []
     for step, path in points:
         model = policy if path is None else load_policy(path)
-        model.seed(args.seed)
         start = time.perf_counter()
         result = evaluate(
             model,
@@ -128,6 +127,7 @@ def main() -> None:
             expert=False,
             num_envs=args.episodes,
             progress=False,
+            sample_seed=args.seed,
         )
         m = result.metrics
         rows.append(

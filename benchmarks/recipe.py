@@ -9,10 +9,16 @@ evaluated with replica noise at the training sigma. Tuning uses **validation see
 appended to ``<out>.jsonl`` (a rerun skips those already there), and ``<out>.md`` /
 ``<out>.png`` show the table and the time-to-score curves.
 
+``--task`` picks the task's demonstration file and variants: ``pusht`` (the PushT keypoint
+file) or ``lift`` / ``can`` / ``square`` (the Robomimic files collected with
+``rotation="rot6d"``). Evaluation runs in ``--eval-workers`` processes (the same episodes
+for any number, :func:`hint_envs.evaluation.rollout_policy`).
+
 Usage::
 
-    python benchmarks/recipe.py --variants base sample_epsilon      # named variants
-    python benchmarks/recipe.py --list                              # what they change
+    python benchmarks/recipe.py --variants base epsilon             # PushT variants
+    python benchmarks/recipe.py --task can --variants base rotvec   # Robomimic Can
+    python benchmarks/recipe.py --task can --list                   # what they change
 """
 
 from __future__ import annotations
@@ -48,6 +54,16 @@ class Variant:
 PUSHT_KP = "benchmarks/data/pusht_keypoints_1000.hdf5"
 PUSHT_STATE = "benchmarks/data/pusht_state_200.hdf5"
 
+
+def robomimic_file(task: str, rotation: str = "rot6d") -> str:
+    """The Robomimic reference file of ``task`` (``"rot6d"``: committed under
+    benchmarks/data/; ``"rotvec"``: robomimic's own representation, collected into
+    runs/robomimic_data/ by the command in docs/results/recipe.md)."""
+    if rotation == "rot6d":
+        return f"benchmarks/data/robomimic_{task}_rot6d_200.hdf5"
+    return f"runs/robomimic_data/robomimic_{task}_200.hdf5"
+
+
 #: The PushT ablations; ``base`` is the library default.
 VARIANTS: dict[str, Variant] = {
     "base": Variant("(defaults)", "the library defaults"),
@@ -74,20 +90,52 @@ VARIANTS: dict[str, Variant] = {
 }
 
 
+def robomimic_variants(task: str) -> dict[str, Variant]:
+    """The ablations of a Robomimic task; ``base`` is the library default on its file."""
+    return {
+        "base": Variant("(defaults)", "the library defaults, 6-D orientations"),
+        "rotvec": Variant(
+            "orientation",
+            "robomimic's quaternions and rotation vectors",
+            dataset=robomimic_file(task, "rotvec"),
+        ),
+        "demos_100": Variant("demonstrations", "100", num_demos=100),
+        "width_512": Variant("denoiser", "MLP 3×512", {"widths": (512, 512, 512)}),
+        "chunk_4": Variant("chunk length", "execute 4 of 16", {"chunk_length": 4}),
+        "sigma_0.03": Variant("σ (replica)", "0.03", {"sigma": 0.03}),
+    }
+
+
+#: task -> (default demonstration file, its variants)
+TASKS: dict[str, tuple[str, dict[str, Variant]]] = {
+    "pusht": (PUSHT_KP, VARIANTS),
+    **{t: (robomimic_file(t), robomimic_variants(t)) for t in ("lift", "can", "square")},
+}
+
+
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         description=__doc__.split("\n\n")[0],
         formatter_class=argparse.ArgumentDefaultsHelpFormatter,
     )
+    parser.add_argument("--task", choices=sorted(TASKS), default="pusht", help="the task")
     parser.add_argument("--variants", nargs="+", default=["base"], help="names from --list")
     parser.add_argument("--list", action="store_true", help="list the variants and exit")
-    parser.add_argument("--dataset", default=PUSHT_KP, help="default demonstration file")
+    parser.add_argument(
+        "--dataset", default=None, help="default demonstration file (None: the task's)"
+    )
     parser.add_argument("--steps", type=int, default=None, help="training steps (None: default)")
     parser.add_argument("--every", type=int, default=1000, help="checkpoint every K steps")
     parser.add_argument("--episodes", type=int, default=50, help="evaluation episodes")
     parser.add_argument("--seeds-start", type=int, default=200_000, help="first eval seed")
     parser.add_argument("--train-seeds", type=int, nargs="+", default=[0], help="seeds")
     parser.add_argument("--threads", type=int, default=2, help="torch threads")
+    parser.add_argument(
+        "--eval-workers", type=int, default=1, help="evaluation processes (one thread each)"
+    )
+    parser.add_argument(
+        "--num-envs", type=int, default=25, help="evaluation episodes per predict batch"
+    )
     parser.add_argument("--out", default="docs/results/recipe_runs", help="output stem")
     parser.add_argument("--work", default="runs/recipe", help="folder for checkpoints")
     return parser
@@ -129,7 +177,6 @@ def run_variant(name: str, variant: Variant, args: argparse.Namespace, seed: int
     curve = []
     for step, path in points:
         model = policy if path is None else load_policy(path)
-        model.seed(seed)
         start = time.perf_counter()
         result = evaluate(
             model,
@@ -141,8 +188,10 @@ def run_variant(name: str, variant: Variant, args: argparse.Namespace, seed: int
             sigma=config.sigma,
             noise_scale=np.asarray(model.noise_scale, dtype=float),
             expert=False,
-            num_envs=args.episodes,
+            num_envs=min(args.num_envs, args.episodes),
             progress=False,
+            workers=args.eval_workers,
+            sample_seed=seed,
         )
         m = result.metrics
         curve.append(
@@ -164,9 +213,11 @@ def run_variant(name: str, variant: Variant, args: argparse.Namespace, seed: int
         "variant": name,
         **asdict(variant),
         "dataset": dataset_path,
+        "env_id": dataset.env_id,
         "num_demos": len(dataset.demos),
         "seed": seed,
         "eval_seeds": [seeds[0], seeds[-1]],
+        "eval_workers": args.eval_workers,
         "policy_config": config.to_dict(),
         "train_config": train_config.to_dict(),
         "train_s": train_s,
@@ -199,8 +250,10 @@ def write_report(records: list[dict], stem: Path) -> None:
     by_variant: dict[str, list[dict]] = {}
     for record in records:
         by_variant.setdefault(record["variant"], []).append(record)
+    env_id = records[0].get("env_id", "PushT") if records else ""
+    score = "mean max coverage" if "PushT" in env_id else "max reward"
     lines = [
-        "| factor | setting | mean max coverage (final) | success (final) | best success "
+        f"| factor | setting | {score} (final) | success (final) | best success "
         "(at min) | train min | seeds | eval seeds |",
         "|---|---|---|---|---|---|---|---|",
     ]
@@ -224,8 +277,8 @@ def write_report(records: list[dict], stem: Path) -> None:
         axes[1].plot(minutes, [p["success"] for p in curve], "o-", ms=3, label=name)
     threads = sorted({r["train_config"]["num_threads"] for r in records})
     xlabel = f"training minutes ({'/'.join(map(str, threads))} CPU thread(s))"
-    axes[0].set(xlabel=xlabel, ylabel="mean max coverage")
-    axes[1].set(xlabel=xlabel, ylabel="success (coverage > 0.95)")
+    axes[0].set(xlabel=xlabel, ylabel=score)
+    axes[1].set(xlabel=xlabel, ylabel="success")
     for ax in axes:
         ax.set_ylim(0, 1)
         ax.grid(alpha=0.3)
@@ -238,11 +291,13 @@ def write_report(records: list[dict], stem: Path) -> None:
 
 def main() -> None:
     args = _parser().parse_args()
+    default_dataset, variants = TASKS[args.task]
+    args.dataset = args.dataset or default_dataset
     if args.list:
-        for name, variant in VARIANTS.items():
+        for name, variant in variants.items():
             print(f"{name:12s} {variant.factor}: {variant.setting}")
         return
-    unknown = [v for v in args.variants if v not in VARIANTS]
+    unknown = [v for v in args.variants if v not in variants]
     if unknown:
         raise SystemExit(f"recipe.py: unknown variants {unknown}; see --list")
     stem = REPO / args.out
@@ -254,7 +309,7 @@ def main() -> None:
             if (name, seed, args.seeds_start) in done:
                 print(f"{name} seed {seed}: done already, skipped")
                 continue
-            record = run_variant(name, VARIANTS[name], args, seed)
+            record = run_variant(name, variants[name], args, seed)
             with open(log, "a") as f:
                 f.write(json.dumps(record) + "\n")
             write_report(read_records(log), stem)

@@ -201,7 +201,6 @@ def success_by_sampler(args: Args, prediction: str) -> list[tuple[str, float, fl
     rows = []
     for scheduler, steps in (("ddpm", 100), ("ddim", 10), ("ddpm", 10)):
         policy.set_sampler(scheduler, steps)
-        policy.seed(args.seed)
         start = time.perf_counter()
         result = evaluate(
             policy,
@@ -212,6 +211,7 @@ def success_by_sampler(args: Args, prediction: str) -> list[tuple[str, float, fl
             gains=config.gains,
             num_envs=min(args.episodes, 50),
             expert=False,
+            sample_seed=args.seed,
         )
         success = result.metrics["success"]
         rows.append(

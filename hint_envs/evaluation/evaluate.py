@@ -155,8 +155,10 @@ def evaluate(
             ``(B, obs_horizon, d_obs) -> (B, action_dim)``.
         env_id: the control environment.
         seeds: one initial state per seed (``reset(seed=seed)``).
-        chunk_length, obs_horizon, gains: the chunk-level environment the policy was
-            trained for (:func:`~hint_envs.evaluation.rollout.make_chunk_env`).
+        chunk_length: primitive controllers per decision of the chunk-level environment
+            the policy was trained for (:func:`~hint_envs.evaluation.rollout.make_chunk_env`).
+        obs_horizon: observations per observation chunk of that environment.
+        gains: whether its composite actions carry ``(u_bar, x_bar, K)`` or only ``u_bar``.
         sigma: test-time replica noise in normalised units; ``0`` for no test-time noise
             (the "deconvolution" setting when the policy was trained with noise).
         noise_scale: ``(d_obs,)`` or scalar raw units per normalised unit (the dataset's
@@ -169,7 +171,8 @@ def evaluate(
         deterministic: passed to ``predict``.
         env_kwargs: ``gym.make`` keyword arguments; None means the policy's own
             (``policy.env_kwargs``, what its demonstration file recorded, e.g. PushT's
-            ``obs_type``) where it has them. expert_kwargs: ``make_expert``'s.
+            ``obs_type``) where it has them.
+        expert_kwargs: keyword arguments of :func:`hint_envs.experts.make_expert`.
         progress: show tqdm bars.
         workers: processes to roll out in (``1``: this process); the results are the
             same for any number (:func:`~hint_envs.evaluation.rollout.rollout_policy`).

@@ -449,12 +449,18 @@ def rollout_policy(
     Args:
         policy: an object with SB3's ``predict`` for chunk-level observations
             (picklable, for ``workers > 1``).
-        env_id, chunk_length, obs_horizon, gains, sigma, noise_scale, env_kwargs: the
-            evaluation environment, see :func:`make_chunk_env`.
+        env_id: the control environment (the evaluation environment's arguments are
+            those of :func:`make_chunk_env`).
         seeds: one non-negative integer per episode.
+        chunk_length: primitive controllers per decision.
+        obs_horizon: observations per observation chunk.
+        gains: composite actions carry ``(u_bar, x_bar, K)`` (True) or only ``u_bar``.
+        sigma: test-time replica noise in normalised units (0: none).
+        noise_scale: ``(d_obs,)`` or scalar raw units per normalised unit.
         initial_states: optional ``(len(seeds), d_state)`` exact start states.
         num_envs: episodes per group (the largest ``predict`` batch).
         deterministic: passed to ``predict``.
+        env_kwargs: ``gym.make`` keyword arguments of the environment.
         progress: show a tqdm bar over episodes.
         workers: processes to run groups in (``1``: this process).
         sample_seed: seed of the policy's sampler (combined with each group's first seed).

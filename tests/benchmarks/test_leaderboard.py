@@ -336,9 +336,12 @@ def test_a_dataset_block_trains_on_the_reference_file_without_collecting(tmp_pat
         load_suite(_suite(tmp_path, GOOD_ENV + 'dataset = "no/such.hdf5"\n'))
 
 
-@pytest.mark.parametrize(
-    "name", ["quick", "paper", "fig5_quadrotor", "fig5_quadrotor_sample", "fig6_cpu", "tiny"]
+SUITE_NAMES = sorted(
+    p.stem for p in (Path(__file__).resolve().parents[2] / "benchmarks" / "suites").glob("*.toml")
 )
+
+
+@pytest.mark.parametrize("name", SUITE_NAMES)
 def test_the_named_suites_load_and_expand(name: str) -> None:
     pytest.importorskip("gym_pusht")  # quick and paper have PushT blocks
     suite = load_suite(name)
@@ -348,6 +351,10 @@ def test_the_named_suites_load_and_expand(name: str) -> None:
         if block.env_id == "hint_envs/PushT-v0":
             assert block.dataset in PUSHT_REFERENCE_FILES
             assert block.metric == "max_reward" and block.eval.expert is False
+            assert block.eval.seeds == list(range(100000, 100050))
+        if block.dataset is not None and "robomimic" in block.dataset:
+            assert block.dataset.endswith("_rot6d_200.hdf5")  # the committed reference files
+            assert block.metric == "success" and block.eval.expert is False
             assert block.eval.seeds == list(range(100000, 100050))
 
 

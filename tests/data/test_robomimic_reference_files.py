@@ -1,7 +1,8 @@
 """Robomimic demonstration files: robomimic's own reader, replay, contents.
 
-Can and Square: the committed 50-demonstration reference files the quick suite trains on.
-Lift: a small file collected here with the same code path as ``hint-collect``.
+The committed 200-demonstration reference files of Lift, Can and Square, collected with
+``rotation="rot6d"`` (docs/data.md), and a small file in robomimic's own representation
+collected here with the same code path as ``hint-collect``.
 """
 
 from __future__ import annotations
@@ -14,9 +15,15 @@ import pytest
 from hint_envs.data import read_demonstrations
 
 DATA = Path(__file__).resolve().parents[2] / "benchmarks" / "data"
-COMMITTED = {"Can": DATA / "robomimic_can_50.hdf5", "Square": DATA / "robomimic_square_50.hdf5"}
-TASKS = ("Lift", "Can", "Square")
-LOW_DIM_KEYS = ["robot0_eef_pos", "robot0_eef_quat", "robot0_gripper_qpos", "object"]
+COMMITTED = {t: DATA / f"robomimic_{t.lower()}_rot6d_200.hdf5" for t in ("Lift", "Can", "Square")}
+#: the committed files, and "LiftRotvec": Lift in robomimic's own representation
+TASKS = ("Lift", "Can", "Square", "LiftRotvec")
+LOW_DIM_KEYS = ["robot0_eef_pos", "robot0_eef_rot6d", "robot0_gripper_qpos", "object"]
+ROTVEC_KEYS = ["robot0_eef_pos", "robot0_eef_quat", "robot0_gripper_qpos", "object"]
+
+
+def _env_id(task: str) -> str:
+    return f"hint_envs/Robomimic{task.removesuffix('Rotvec')}-v0"
 
 
 @pytest.fixture(scope="module")
@@ -27,7 +34,7 @@ def files(tmp_path_factory) -> dict[str, Path]:
     from hint_envs.experts.collect import collect_demonstrations
 
     demos = collect_demonstrations("hint_envs/RobomimicLift-v0", 8, seed=0, progress=False)
-    paths["Lift"] = write_demonstrations(
+    paths["LiftRotvec"] = write_demonstrations(
         tmp_path_factory.mktemp("lift") / "lift.hdf5", demos, "hint_envs/RobomimicLift-v0"
     )
     return paths
@@ -36,12 +43,17 @@ def files(tmp_path_factory) -> dict[str, Path]:
 @pytest.mark.parametrize("task", TASKS)
 def test_the_file_holds_successful_varied_demonstrations(files, task):
     demos = read_demonstrations(files[task])
-    assert demos.env_id == f"hint_envs/Robomimic{task}-v0"
-    assert len(demos.demos) == (8 if task == "Lift" else 50)
+    rotvec = task.endswith("Rotvec")
+    assert demos.env_id == _env_id(task)
+    assert demos.env_kwargs == ({} if rotvec else {"rotation": "rot6d"})
+    assert len(demos.demos) == (8 if rotvec else 200)
     assert all(d.success for d in demos.demos)
-    assert all(d.primitives is not None and d.primitives.K.shape[1:] == (7, 3) for d in demos.demos)
+    d_u = 7 if rotvec else 10
+    assert all(
+        d.primitives is not None and d.primitives.K.shape[1:] == (d_u, 3) for d in demos.demos
+    )
     assert all(d.attrs["synthesis_fit_r2"][0] > 0.9 for d in demos.demos)
-    assert list(demos.obs_keys) == LOW_DIM_KEYS
+    assert list(demos.obs_keys) == (ROTVEC_KEYS if rotvec else LOW_DIM_KEYS)
     seeds = [d.attrs["seed"] for d in demos.demos]
     assert seeds == list(range(len(seeds)))  # hint-collect from seed 0, every one succeeded
     assert len({d.attrs["mode"] for d in demos.demos}) > 1  # varied: several modes
@@ -54,10 +66,11 @@ def test_robomimic_sequence_dataset_yields_batches(files, task):
     SequenceDataset = pytest.importorskip("robomimic.utils.dataset").SequenceDataset
     import torch
 
-    ObsUtils.initialize_obs_utils_with_obs_specs({"obs": {"low_dim": LOW_DIM_KEYS}})
+    keys = ROTVEC_KEYS if task.endswith("Rotvec") else LOW_DIM_KEYS
+    ObsUtils.initialize_obs_utils_with_obs_specs({"obs": {"low_dim": keys}})
     dataset = SequenceDataset(
         hdf5_path=str(files[task]),
-        obs_keys=LOW_DIM_KEYS,
+        obs_keys=keys,
         dataset_keys=["actions", "rewards", "dones"],
         frame_stack=1,
         seq_length=16,
@@ -75,7 +88,7 @@ def test_robomimic_sequence_dataset_yields_batches(files, task):
         item["obs"]["object"], train[0].observations[5:21, start:stop], rtol=1e-6
     )
     batch = next(iter(torch.utils.data.DataLoader(dataset, batch_size=8, shuffle=True)))
-    assert tuple(batch["actions"].shape) == (8, 16, 7)
+    assert tuple(batch["actions"].shape) == (8, 16, 7 if task.endswith("Rotvec") else 10)
     assert tuple(batch["obs"]["robot0_eef_pos"].shape) == (8, 16, 3)
 
 
@@ -86,8 +99,9 @@ def test_replaying_the_actions_from_the_first_state_reproduces_success(files, ta
 
     import hint_envs  # noqa: F401
 
-    demos = read_demonstrations(files[task]).demos
-    env = gym.make(f"hint_envs/Robomimic{task}-v0")
+    data = read_demonstrations(files[task])
+    demos = data.demos
+    env = gym.make(data.env_id, **data.env_kwargs)
     for demo in (demos[0], demos[-1]):
         obs, _ = env.reset(options={"state": demo.states[0]})
         np.testing.assert_allclose(obs, demo.observations[0], rtol=0, atol=1e-6)

@@ -77,6 +77,8 @@ class Args:
     """run nothing: regenerate the report from the existing records"""
     dry_run: bool = False
     """validate the suite, list the runs still to do, and exit"""
+    tensorboard: str | None = None
+    """folder for TensorBoard scalars: loss, learning rate, evaluation scores (one per job)"""
 
 
 def parse_args() -> Args:
@@ -110,6 +112,13 @@ def parse_args() -> Args:
     args = Args(**vars(parser.parse_args()))
     if args.workers < 0 or args.threads < 1 or args.gpus_per_job < 0:
         parser.error("--workers and --gpus-per-job must be >= 0, --threads >= 1")
+    if args.tensorboard is not None:
+        if args.backend != "local":
+            parser.error("--tensorboard works with the local backend only")
+        try:
+            import tensorboard  # noqa: F401  (checked before any long work)
+        except ImportError:
+            parser.error("--tensorboard needs the tensorboard package: pip install tensorboard")
     return args
 
 
@@ -182,6 +191,7 @@ if __name__ == "__main__":
             threads=args.threads,
             address=args.address,
             gpus=args.gpus_per_job,
+            tensorboard=None if args.tensorboard is None else Path(args.tensorboard),
         )
         for job, outcome in outcomes:
             if isinstance(outcome, BaseException):

@@ -463,6 +463,7 @@ def train_mlp_bc(
     out_dir: str | Path | None = None,
     seed: int = 0,
     progress: bool = True,
+    tensorboard_dir: str | Path | None = None,
 ) -> MLPBCPolicy:
     """Train an :class:`MLPBCPolicy` on ``dataset`` with the BC MSE.
 
@@ -480,6 +481,8 @@ def train_mlp_bc(
         seed: seed of everything random in training; same seed, data, configs and thread
             count give bit-identical weights on CPU.
         progress: show a tqdm bar.
+        tensorboard_dir: if given, TensorBoard scalars of the loss and learning rate go
+            there (needs ``tensorboard``).
 
     Returns:
         the trained policy in eval mode; ``policy.train_history`` is a list of
@@ -500,6 +503,7 @@ def train_mlp_bc(
             train_config.steps,
             desc="mlp_bc",
             progress=progress,
+            tensorboard_dir=tensorboard_dir,
             checkpoint=_checkpointer(policy, out_dir),
         )
     policy.set_training_mode(False)
@@ -525,6 +529,7 @@ def train_diffusion_bc(
     out_dir: str | Path | None = None,
     seed: int = 0,
     progress: bool = True,
+    tensorboard_dir: str | Path | None = None,
 ) -> DiffusionBCPolicy:
     """Train a :class:`DiffusionBCPolicy`: the diffusion model first, then the policy.
 
@@ -563,6 +568,7 @@ def train_diffusion_bc(
             dm_steps,
             desc="diffusion_bc: diffusion model",
             progress=progress,
+            tensorboard_dir=tensorboard_dir,
         )
         policy.diffusion.requires_grad_(False)
 
@@ -577,6 +583,7 @@ def train_diffusion_bc(
             train_config.steps,
             desc="diffusion_bc: policy",
             progress=progress,
+            tensorboard_dir=tensorboard_dir,
             checkpoint=_checkpointer(policy, out_dir),
         )
     policy.set_training_mode(False)

@@ -49,7 +49,11 @@ def build_parser() -> argparse.ArgumentParser:
         description="Train a DDPM chunking policy (HINT) on demonstrations with primitives.",
         formatter_class=argparse.ArgumentDefaultsHelpFormatter,
     )
-    parser.add_argument("demo_file", type=Path, help="demonstration HDF5 file (hint-collect)")
+    parser.add_argument(
+        "demo_file",
+        help="demonstration HDF5 file (hint-collect), or a local Minari dataset written by "
+        "hint-minari as minari:<dataset id>",
+    )
     parser.add_argument("--out", type=Path, required=True, help="output directory")
     parser.add_argument("--num-demos", type=int, default=None, help="use the first N demos")
     parser.add_argument("--seed", type=int, default=0, help="seed of everything random")
@@ -124,6 +128,14 @@ def build_parser() -> argparse.ArgumentParser:
         help="fresh data noise every batch instead of n_aug fixed copies",
     )
     training.add_argument("--no-progress", action="store_true", help="hide the progress bar")
+    training.add_argument(
+        "--tensorboard",
+        type=Path,
+        default=None,
+        metavar="DIR",
+        help="write TensorBoard scalars (train/loss, train/lr) to DIR (needs the tensorboard "
+        "package; off by default)",
+    )
     return parser
 
 
@@ -162,9 +174,22 @@ def main(argv: Sequence[str] | None = None) -> int:
     except ValueError as error:
         print(f"hint-train: error: {error}", file=sys.stderr)
         return 2
-    if not args.demo_file.is_file():
-        print(f"hint-train: error: no demonstration file at {args.demo_file}", file=sys.stderr)
-        return 2
+    if args.tensorboard is not None:
+        try:
+            import tensorboard  # noqa: F401  (checked before any long work)
+        except ImportError:
+            print(
+                "hint-train: error: --tensorboard needs the tensorboard package; "
+                "pip install tensorboard",
+                file=sys.stderr,
+            )
+            return 2
+    source = args.demo_file
+    if not source.startswith("minari:"):
+        source = Path(source)
+        if not source.is_file():
+            print(f"hint-train: error: no demonstration file at {source}", file=sys.stderr)
+            return 2
 
     # Sleeping (not spinning) OpenMP workers: on a machine shared with other processes,
     # spinning workers slow torch down by an order of magnitude. Must precede torch's import.
@@ -174,13 +199,13 @@ def main(argv: Sequence[str] | None = None) -> int:
 
     try:
         dataset = ChunkDataset(
-            args.demo_file,
+            source,
             obs_horizon=config.obs_horizon,
             horizon=config.horizon,
             gains=config.gains,
             num_demos=args.num_demos,
         )
-    except (ValueError, TypeError, OSError) as error:
+    except (ValueError, TypeError, OSError, ImportError) as error:
         print(f"hint-train: error: cannot read {args.demo_file}: {error}", file=sys.stderr)
         return 2
     print(f"{dataset}")
@@ -192,6 +217,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         out_dir=args.out,
         seed=args.seed,
         progress=not args.no_progress,
+        tensorboard_dir=args.tensorboard,
     )
     print(
         f"trained in {time.perf_counter() - start:.1f} s, final loss "

@@ -41,6 +41,7 @@ from hint_envs.data.normalization import NormalizationStats
 from hint_envs.wrappers.replica_noise import add_replica_noise
 from policies.config import DDPMPolicyConfig, TrainConfig
 from policies.ddpm import DDPMChunkingPolicy
+from policies.logging_tb import TensorBoardWriter
 from policies.serialization import atomic_write_json, save_policy
 
 __all__ = ["train", "chunk_env_spaces", "noised_observations"]
@@ -243,6 +244,7 @@ def _optimize(
     progress: bool,
     after_step: Callable[[], Any] | None = None,
     checkpoint: Callable[[int], None] | None = None,
+    tensorboard_dir: str | Path | None = None,
 ) -> tuple[list[dict[str, float]], float]:
     """The gradient loop every trainer of :mod:`policies` runs.
 
@@ -251,11 +253,16 @@ def _optimize(
     step (linear warm-up over ``train_config.warmup_steps``, then cosine decay to 0 at
     ``steps``), ``after_step()``. Every ``train_config.log_every`` steps (and at the last)
     the mean loss and mean of each ``extras`` entry are recorded; every
-    ``train_config.checkpoint_every`` steps but the last, ``checkpoint(step)``.
+    ``train_config.checkpoint_every`` steps but the last, ``checkpoint(step)``. With
+    ``tensorboard_dir``, every recorded entry also goes to TensorBoard as ``<desc>/loss``,
+    ``<desc>/lr``, ... (:class:`policies.logging_tb.TensorBoardWriter`).
 
     Returns:
         the history, a list of ``{"step", "loss", "lr", **extras}``, and the seconds taken.
     """
+    board = None
+    if tensorboard_dir is not None:  # tags like train/loss, diffusion_bc/policy/loss
+        board = TensorBoardWriter(tensorboard_dir, desc.replace(": ", "/").replace(" ", "_"))
     lr_schedule = get_cosine_schedule_with_warmup(optimizer, train_config.warmup_steps, steps)
     parameters = [p for group in optimizer.param_groups for p in group["params"]]
     history: list[dict[str, float]] = []
@@ -282,6 +289,8 @@ def _optimize(
             entry["lr"] = lr_schedule.get_last_lr()[0]
             entry.update({key: total / count for key, total in running.items()})
             history.append(entry)
+            if board is not None:
+                board.scalars(step, entry)
             bar.set_postfix(loss=f"{entry['loss']:.4f}")
             running, count = {}, 0
         if (
@@ -292,6 +301,8 @@ def _optimize(
         ):
             checkpoint(step)
     bar.close()
+    if board is not None:
+        board.close()
     optimizer.zero_grad(set_to_none=True)  # the trained model keeps no stale gradients
     return history, time.perf_counter() - start
 
@@ -303,6 +314,7 @@ def train(
     out_dir: str | Path | None = None,
     seed: int = 0,
     progress: bool = True,
+    tensorboard_dir: str | Path | None = None,
 ) -> DDPMChunkingPolicy:
     """Train a DDPM chunking policy on ``dataset``.
 
@@ -318,6 +330,8 @@ def train(
             the configs, seed and loss history.
         seed: seed of everything random in training (and of the policy's sampler).
         progress: show a tqdm bar.
+        tensorboard_dir: if given, TensorBoard scalars ``train/loss`` and ``train/lr``
+            every ``train_config.log_every`` steps go there (needs ``tensorboard``).
 
     Returns:
         the trained policy in eval mode; ``policy.train_history`` is the loss history, a
@@ -385,6 +399,7 @@ def train(
             progress=progress,
             after_step=policy.update_ema,
             checkpoint=checkpoint,
+            tensorboard_dir=tensorboard_dir,
         )
         n_total = batches.n_total
 

@@ -48,6 +48,7 @@ def execute(
     address: str | None = None,
     gpus: float = 0.0,
     progress: bool = False,
+    tensorboard: Path | None = None,
 ) -> Iterator[Outcome]:
     """Run ``jobs``, yielding each with its records (or the exception it raised).
 
@@ -62,6 +63,7 @@ def execute(
         gpus: GPUs Ray reserves per task (local jobs share whatever GPU they find).
         progress: show each job's own training/evaluation bars (only useful with one
             local worker).
+        tensorboard: folder of TensorBoard runs, one per job (local backend only).
 
     Yields:
         ``(job, records)`` or ``(job, exception)`` as jobs finish.
@@ -71,34 +73,36 @@ def execute(
         raise ValueError(f"{len(jobs)} jobs but {len(paths)} demonstration files")
     if backend == "local":
         if workers == 1:
-            yield from _in_process(jobs, paths, threads, progress)
+            yield from _in_process(jobs, paths, threads, progress, tensorboard)
         else:
-            yield from _process_pool(jobs, paths, workers, threads)
+            yield from _process_pool(jobs, paths, workers, threads, tensorboard)
     elif backend == "ray":
+        if tensorboard is not None:
+            raise ValueError("TensorBoard logs are written by the local backend only")
         yield from _ray(jobs, paths, threads, address, gpus)
     else:
         raise ValueError(f"unknown backend {backend!r}; choose one of {BACKENDS}")
 
 
 def _in_process(
-    jobs: list[Job], paths: list[Path], threads: int, progress: bool
+    jobs: list[Job], paths: list[Path], threads: int, progress: bool, tensorboard: Path | None
 ) -> Iterator[Outcome]:
     for job, path in zip(jobs, paths, strict=True):
         try:
-            yield job, run_job(job, path, threads, progress)
+            yield job, run_job(job, path, threads, progress, tensorboard)
         except Exception as error:  # a failed job must not stop the others
             logger.exception("job %s failed", job.name)
             yield job, error
 
 
 def _process_pool(
-    jobs: list[Job], paths: list[Path], workers: int, threads: int
+    jobs: list[Job], paths: list[Path], workers: int, threads: int, tensorboard: Path | None
 ) -> Iterator[Outcome]:
     # spawn: a fresh interpreter per worker (no forked torch state); same on every OS
     context = multiprocessing.get_context("spawn")
     with ProcessPoolExecutor(workers, mp_context=context) as pool:
         futures = {
-            pool.submit(run_job, job, str(path), threads): job
+            pool.submit(run_job, job, str(path), threads, False, tensorboard): job
             for job, path in zip(jobs, paths, strict=True)
         }
         remaining = set(futures)

@@ -240,8 +240,8 @@ class Trainer:
         make_config: ``(table, gains, sigma) -> config`` — builds (and so validates) the
             model configuration from the suite's table; raises ``ValueError``/``TypeError``.
         config_fields: the keys the table accepts.
-        fit: ``(demo_path, num_demos, config, train_table, seed, threads, progress) ->
-            TrainedPolicy``.
+        fit: ``(demo_path, num_demos, config, train_table, seed, threads, progress,
+            tensorboard_dir=None) -> TrainedPolicy``.
     """
 
     name: str
@@ -311,6 +311,7 @@ def _fit_ddpm(
     seed: int,
     threads: int,
     progress: bool,
+    tensorboard_dir: Path | None = None,
 ) -> TrainedPolicy:
     """Train :class:`policies.ddpm.DDPMChunkingPolicy` on the first ``num_demos`` demos."""
     from hint_envs.data import ChunkDataset
@@ -322,7 +323,15 @@ def _fit_ddpm(
         demo_path, config.obs_horizon, config.horizon, gains=config.gains, num_demos=num_demos
     )
     train_config = TrainConfig(**_train_config_data(train_table), num_threads=threads)
-    policy = train(dataset, config, train_config, out_dir=None, seed=seed, progress=progress)
+    policy = train(
+        dataset,
+        config,
+        train_config,
+        out_dir=None,
+        seed=seed,
+        progress=progress,
+        tensorboard_dir=tensorboard_dir,
+    )
     history = policy.train_history
     return TrainedPolicy(
         policy=policy,
@@ -395,6 +404,7 @@ def _fit_baseline(
     seed: int,
     threads: int,
     progress: bool,
+    tensorboard_dir: Path | None = None,
 ) -> TrainedPolicy:
     """Train a baseline of :mod:`policies.baselines` (``train_function`` names its trainer,
     ``train_mlp_bc`` or ``train_diffusion_bc``) on the first ``num_demos`` demos."""
@@ -407,7 +417,15 @@ def _fit_baseline(
     )
     train_config = TrainConfig(**_train_config_data(train_table), num_threads=threads)
     train = getattr(baselines, train_function)
-    policy = train(dataset, config, train_config, out_dir=None, seed=seed, progress=progress)
+    policy = train(
+        dataset,
+        config,
+        train_config,
+        out_dir=None,
+        seed=seed,
+        progress=progress,
+        tensorboard_dir=tensorboard_dir,
+    )
     history = policy.train_history
     info: dict[str, Any] = {
         "windows": len(dataset),

@@ -278,7 +278,11 @@ def sampling_latency(
 
 
 def run_job(
-    job: Job, demos: str | Path | bytes, threads: int = 1, progress: bool = False
+    job: Job,
+    demos: str | Path | bytes,
+    threads: int = 1,
+    progress: bool = False,
+    tensorboard: str | Path | None = None,
 ) -> list[dict[str, Any]]:
     """Train the job's policy once and evaluate it for each of its runs.
 
@@ -287,6 +291,9 @@ def run_job(
         demos: the demonstration file (path), or its bytes (a worker on another machine).
         threads: torch threads for training and sampling.
         progress: show tqdm bars for training and evaluation.
+        tensorboard: if given, TensorBoard scalars go to ``<tensorboard>/<first run's
+            name>_<hash>``: the training loss and learning rate, then each run's
+            evaluation scores as ``eval/<run name>/<metric>`` at the last training step.
 
     Returns:
         one record per run of ``job`` (in its order), without ``provenance`` (the
@@ -311,8 +318,18 @@ def run_job(
         demos = tmp_file = Path(tmp_name)
     try:
         start = time.perf_counter()
+        board_dir = None
+        if tensorboard is not None:
+            board_dir = Path(tensorboard) / f"{spec.name}_{spec.run_hash}"
         trained: TrainedPolicy = trainer.fit(
-            demos, spec.num_demos, config, spec.train, spec.train_seed, threads, progress
+            demos,
+            spec.num_demos,
+            config,
+            spec.train,
+            spec.train_seed,
+            threads,
+            progress,
+            tensorboard_dir=board_dir,
         )
         train_s = time.perf_counter() - start
     finally:
@@ -332,7 +349,6 @@ def run_job(
     records = []
     for run in job.runs:
         if run.test_sigma not in evaluated:  # identical evaluations are done once
-            trained.policy.seed(run.sample_seed)
             start = time.perf_counter()
             result = evaluate(
                 trained.policy,
@@ -349,6 +365,7 @@ def run_job(
                 num_envs=settings.num_envs,
                 deterministic=settings.deterministic,
                 progress=progress,
+                sample_seed=run.sample_seed,
             )
             evaluated[run.test_sigma] = (result.to_dict(), time.perf_counter() - start)
         result_dict, eval_s = evaluated[run.test_sigma]
@@ -370,7 +387,26 @@ def run_job(
                 "environment": environment,
             }
         )
+    if board_dir is not None:
+        _write_eval_scalars(board_dir, records, int(spec.train.get("steps", 0)))
     return records
+
+
+def _write_eval_scalars(log_dir: Path, records: list[dict[str, Any]], step: int) -> None:
+    """Each record's metric means as TensorBoard scalars ``eval/<run>/<metric>``."""
+    from policies.logging_tb import TensorBoardWriter
+
+    board = TensorBoardWriter(log_dir, prefix="eval")
+    try:
+        for record in records:
+            means = {
+                name: value["mean"]
+                for name, value in record["metrics"].items()
+                if isinstance(value, dict) and "mean" in value
+            }
+            board.scalars(step, means, prefix=f"eval/{record['run']}")
+    finally:
+        board.close()
 
 
 # ----------------------------------------------------------------------------- sessions

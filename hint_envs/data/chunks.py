@@ -26,6 +26,7 @@ import numpy as np
 
 from hint_envs.core import CompositeActionLayout
 from hint_envs.data.hdf5 import DemoFile, read_demonstrations
+from hint_envs.data.minari_io import MINARI_SCHEME
 from hint_envs.data.normalization import NormalizationStats, RangeNormalizer
 from hint_envs.experts.base import Demonstration
 
@@ -52,8 +53,10 @@ class ChunkDataset:
     """Every (observation chunk, composite action) window of a set of demonstrations.
 
     Args:
-        source: a demonstration file (path), a :class:`~hint_envs.data.hdf5.DemoFile`, or
-            a sequence of :class:`~hint_envs.experts.base.Demonstration` with primitives.
+        source: a demonstration file (path), a local Minari dataset written by
+            :func:`~hint_envs.data.minari_io.write_minari` (``"minari:<dataset id>"``), a
+            :class:`~hint_envs.data.hdf5.DemoFile`, or a sequence of
+            :class:`~hint_envs.experts.base.Demonstration` with primitives.
         obs_horizon: tau_obs, observations per chunk (``>= 1``).
         horizon: tau_chunk, primitive controllers per composite action (``>= 1``).
         gains: pack ``(u_bar, x_bar, K)`` per controller; if False only ``u_bar``.
@@ -94,7 +97,11 @@ class ChunkDataset:
         for name, value in (("obs_horizon", obs_horizon), ("horizon", horizon)):
             if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < 1:
                 raise ValueError(f"{name} must be an integer >= 1, got {value!r}")
-        if isinstance(source, (str, os.PathLike)):
+        if isinstance(source, str) and source.startswith(MINARI_SCHEME):
+            from hint_envs.data.minari_io import read_minari
+
+            source = read_minari(source)
+        elif isinstance(source, (str, os.PathLike)):
             source = read_demonstrations(Path(source))
         env_kwargs: dict = {}
         if isinstance(source, DemoFile):

@@ -509,13 +509,16 @@ def rollout_policy(
                 runner.close()
         else:
             initargs = (pickle.dumps(policy), env_args, deterministic, sample_seed)
-            with _spawn_pool(min(workers, len(groups)), _init_policy_worker, initargs) as pool:
+            pool = _spawn_pool(min(workers, len(groups)), _init_policy_worker, initargs)
+            try:
                 futures = [pool.submit(_run_group_in_worker, *group) for group in groups]
                 for future in as_completed(futures):
-                    done = future.result()
+                    done = future.result()  # a worker's error is raised here
                     for index, record in done:
                         records[index] = record
                     bar.update(len(done))
+            finally:  # on an error, do not wait for the groups not started yet
+                pool.shutdown(cancel_futures=True)
     finally:
         bar.close()
     logger.info("rolled out %d episodes of %s (sigma=%g)", len(seeds), env_id, sigma)
@@ -596,10 +599,13 @@ def rollout_expert(
                 records.append(_expert_record(*job))
                 bar.update(1)
         else:
-            with _spawn_pool(workers, None, ()) as pool:
+            pool = _spawn_pool(workers, None, ())
+            try:
                 for record in pool.map(_star_expert_record, jobs):
                     records.append(record)
                     bar.update(1)
+            finally:
+                pool.shutdown(cancel_futures=True)
     finally:
         bar.close()
     return records

@@ -142,8 +142,20 @@ def test_sigkill_and_resume_completes_without_recomputing(baseline: Path) -> Non
 
 
 def test_workers_2_gives_the_same_records(baseline: Path, tmp_path: Path) -> None:
-    _run(tmp_path, "--workers", "2")
-    _assert_same_results(_records(baseline), _records(tmp_path))
+    """... also with TensorBoard logs on: one run per job, training and evaluation scalars."""
+    _run(tmp_path / "out", "--workers", "2", "--tensorboard", str(tmp_path / "tb"))
+    records = _records(tmp_path / "out")
+    _assert_same_results(_records(baseline), records)
+    accumulator = pytest.importorskip("tensorboard.backend.event_processing.event_accumulator")
+    runs = sorted(p for p in (tmp_path / "tb").iterdir() if p.is_dir())
+    assert runs and len(runs) <= len(records)  # one TensorBoard run per job
+    tags = set()
+    for run in runs:
+        acc = accumulator.EventAccumulator(str(run))
+        acc.Reload()
+        tags |= set(acc.Tags()["scalars"])
+    assert any(tag.endswith("/loss") for tag in tags)
+    assert any(tag.startswith("eval/") and tag.endswith("/success") for tag in tags)
 
 
 def test_ray_backend_gives_the_same_records(baseline: Path, tmp_path: Path) -> None:

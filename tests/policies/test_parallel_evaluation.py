@@ -84,3 +84,25 @@ def test_bad_worker_settings(demos):
         rollout(policy, config, sample_seed=-1)
     with pytest.raises(ValueError, match="workers"):
         rollout_expert(ENV_ID, [0], workers=True)
+
+
+class WrongShapePolicy:
+    """A policy whose actions have the wrong shape (picklable: defined at module level)."""
+
+    def predict(self, observation, state=None, episode_start=None, deterministic=False):
+        return np.zeros((len(observation), 3)), state
+
+
+def test_an_error_in_a_worker_reaches_the_caller():
+    with pytest.raises(ValueError, match="actions of shape"):
+        rollout_policy(
+            WrongShapePolicy(),
+            ENV_ID,
+            SEEDS,
+            chunk_length=4,
+            obs_horizon=2,
+            gains=True,
+            num_envs=2,
+            workers=2,
+            progress=False,
+        )

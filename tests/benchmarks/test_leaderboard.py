@@ -147,7 +147,8 @@ def test_workers_2_gives_the_same_records(baseline: Path, tmp_path: Path) -> Non
     records = _records(tmp_path / "out")
     _assert_same_results(_records(baseline), records)
     accumulator = pytest.importorskip("tensorboard.backend.event_processing.event_accumulator")
-    runs = sorted(p for p in (tmp_path / "tb").iterdir() if p.is_dir())
+    # one folder per job, named like its first run (env/policy/settings_hash)
+    runs = sorted({event.parent for event in (tmp_path / "tb").rglob("events.out.tfevents.*")})
     assert runs and len(runs) <= len(records)  # one TensorBoard run per job
     tags = set()
     for run in runs:

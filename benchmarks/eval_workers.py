@@ -37,27 +37,20 @@ def main() -> None:
     import torch
 
     import hint_envs  # noqa: F401
-    from hint_envs.evaluation import evaluate
+    from policies.evaluation import evaluate_trained
     from policies.serialization import load_policy
 
     torch.set_num_threads(1)  # the one-process baseline uses one core, as each worker does
     policy = load_policy(args.policy_dir)
-    config = policy.config
     seeds = list(range(args.seed_start, args.seed_start + args.episodes))
     times: dict[int, list[float]] = {1: [], args.workers: []}
     results = {}
     for _ in range(args.rounds):
         for workers in (1, args.workers):
             start = time.perf_counter()
-            result = evaluate(
+            result = evaluate_trained(
                 policy,
-                policy.env_id,
-                seeds=seeds,
-                chunk_length=config.chunk_length,
-                obs_horizon=config.obs_horizon,
-                gains=config.gains,
-                sigma=config.sigma,
-                noise_scale=np.asarray(policy.noise_scale, dtype=float),
+                seeds,
                 expert=False,
                 num_envs=args.num_envs,
                 progress=False,

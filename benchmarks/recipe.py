@@ -147,8 +147,8 @@ def run_variant(name: str, variant: Variant, args: argparse.Namespace, seed: int
 
     import hint_envs  # noqa: F401
     from hint_envs.data import ChunkDataset
-    from hint_envs.evaluation import evaluate
     from policies.config import DDPMPolicyConfig, TrainConfig
+    from policies.evaluation import evaluate_trained
     from policies.serialization import load_policy
     from policies.training import train
 
@@ -178,15 +178,9 @@ def run_variant(name: str, variant: Variant, args: argparse.Namespace, seed: int
     for step, path in points:
         model = policy if path is None else load_policy(path)
         start = time.perf_counter()
-        result = evaluate(
+        result = evaluate_trained(
             model,
-            dataset.env_id,
-            seeds=seeds,
-            chunk_length=config.chunk_length,
-            obs_horizon=config.obs_horizon,
-            gains=config.gains,
-            sigma=config.sigma,
-            noise_scale=np.asarray(model.noise_scale, dtype=float),
+            seeds,
             expert=False,
             num_envs=min(args.num_envs, args.episodes),
             progress=False,

@@ -27,6 +27,7 @@ if TYPE_CHECKING:
     )
     from policies.config import DDPMPolicyConfig, DiffusionBCConfig, MLPBCConfig, TrainConfig
     from policies.ddpm import DDPMChunkingPolicy
+    from policies.evaluation import evaluate_trained
     from policies.serialization import load_policy, save_policy
     from policies.step_adapter import StepLevelPolicy
     from policies.training import train
@@ -40,6 +41,7 @@ _EXPORTS = {
     "MLPBCPolicy": "policies.baselines",
     "TrainConfig": "policies.config",
     "StepLevelPolicy": "policies.step_adapter",
+    "evaluate_trained": "policies.evaluation",
     "load_policy": "policies.serialization",
     "save_policy": "policies.serialization",
     "train": "policies.training",
@@ -56,6 +58,7 @@ __all__ = [
     "MLPBCPolicy",
     "StepLevelPolicy",
     "TrainConfig",
+    "evaluate_trained",
     "load_policy",
     "save_policy",
     "train",

@@ -279,11 +279,11 @@ def eval_main(argv: Sequence[str] | None = None) -> int:
         print(f"hint-eval: error: --sigma must be >= 0, got {args.sigma}", file=sys.stderr)
         return 2
     os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
-    import numpy as np
     import torch
 
     import hint_envs  # noqa: F401  (registers the environments)
-    from hint_envs.evaluation import evaluate, format_metrics
+    from hint_envs.evaluation import format_metrics
+    from policies.evaluation import evaluate_trained
     from policies.serialization import load_policy
 
     torch.set_num_threads(args.threads)
@@ -298,15 +298,10 @@ def eval_main(argv: Sequence[str] | None = None) -> int:
     config = policy.config
     sigma = config.sigma if args.sigma is None else args.sigma
     seeds = list(range(args.seed_start, args.seed_start + args.episodes))
-    result = evaluate(
+    result = evaluate_trained(
         policy,
-        policy.env_id,
-        seeds=seeds,
-        chunk_length=config.chunk_length,
-        obs_horizon=config.obs_horizon,
-        gains=config.gains,
+        seeds,
         sigma=sigma,
-        noise_scale=np.asarray(policy.noise_scale, dtype=float),
         expert=False,
         num_envs=min(args.num_envs, args.episodes),
         workers=args.workers,

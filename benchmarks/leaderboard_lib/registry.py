@@ -303,7 +303,8 @@ def _ddpm_config(table: dict[str, Any], gains: bool, sigma: float) -> Any:
     return DDPMPolicyConfig(**data, gains=gains, sigma=float(sigma))
 
 
-def _fit_ddpm(
+def _train(
+    train: Callable[..., Any],
     demo_path: str | Path,
     num_demos: int,
     config: Any,
@@ -311,13 +312,12 @@ def _fit_ddpm(
     seed: int,
     threads: int,
     progress: bool,
-    tensorboard_dir: Path | None = None,
-) -> TrainedPolicy:
-    """Train :class:`policies.ddpm.DDPMChunkingPolicy` on the first ``num_demos`` demos."""
+    tensorboard_dir: Path | None,
+) -> tuple[Any, Any]:
+    """``(dataset, policy)``: ``train`` (a trainer of :mod:`policies`) run on the first
+    ``num_demos`` demonstrations of ``demo_path`` with the suite's training table."""
     from hint_envs.data import ChunkDataset
     from policies.config import TrainConfig
-    from policies.networks import count_parameters
-    from policies.training import train
 
     dataset = ChunkDataset(
         demo_path, config.obs_horizon, config.horizon, gains=config.gains, num_demos=num_demos
@@ -331,6 +331,26 @@ def _fit_ddpm(
         seed=seed,
         progress=progress,
         tensorboard_dir=tensorboard_dir,
+    )
+    return dataset, policy
+
+
+def _fit_ddpm(
+    demo_path: str | Path,
+    num_demos: int,
+    config: Any,
+    train_table: dict[str, Any],
+    seed: int,
+    threads: int,
+    progress: bool,
+    tensorboard_dir: Path | None = None,
+) -> TrainedPolicy:
+    """Train :class:`policies.ddpm.DDPMChunkingPolicy` on the first ``num_demos`` demos."""
+    from policies.networks import count_parameters
+    from policies.training import train
+
+    dataset, policy = _train(
+        train, demo_path, num_demos, config, train_table, seed, threads, progress, tensorboard_dir
     )
     history = policy.train_history
     return TrainedPolicy(
@@ -408,23 +428,11 @@ def _fit_baseline(
 ) -> TrainedPolicy:
     """Train a baseline of :mod:`policies.baselines` (``train_function`` names its trainer,
     ``train_mlp_bc`` or ``train_diffusion_bc``) on the first ``num_demos`` demos."""
-    from hint_envs.data import ChunkDataset
     from policies import baselines
-    from policies.config import TrainConfig
 
-    dataset = ChunkDataset(
-        demo_path, config.obs_horizon, config.horizon, gains=config.gains, num_demos=num_demos
-    )
-    train_config = TrainConfig(**_train_config_data(train_table), num_threads=threads)
     train = getattr(baselines, train_function)
-    policy = train(
-        dataset,
-        config,
-        train_config,
-        out_dir=None,
-        seed=seed,
-        progress=progress,
-        tensorboard_dir=tensorboard_dir,
+    dataset, policy = _train(
+        train, demo_path, num_demos, config, train_table, seed, threads, progress, tensorboard_dir
     )
     history = policy.train_history
     info: dict[str, Any] = {

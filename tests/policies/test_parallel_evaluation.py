@@ -106,3 +106,28 @@ def test_an_error_in_a_worker_reaches_the_caller():
             workers=2,
             progress=False,
         )
+
+
+def test_evaluate_trained_takes_everything_from_the_policy(demos):
+    from policies.evaluation import evaluate_trained
+
+    config = tiny_config(sigma=0.1)
+    policy = make_policy(demos, config)
+    explicit = evaluate(
+        policy,
+        ENV_ID,
+        seeds=SEEDS[:2],
+        chunk_length=config.chunk_length,
+        obs_horizon=config.obs_horizon,
+        gains=config.gains,
+        sigma=0.1,
+        noise_scale=np.asarray(policy.noise_scale, dtype=float),
+        expert=False,
+        progress=False,
+    )
+    short = evaluate_trained(policy, SEEDS[:2], expert=False, progress=False)
+    assert short.episodes == explicit.episodes and short.config == explicit.config
+    assert (
+        evaluate_trained(policy, SEEDS[:2], sigma=0.0, expert=False, progress=False).config["sigma"]
+        == 0.0
+    )

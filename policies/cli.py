@@ -184,8 +184,10 @@ def main(argv: Sequence[str] | None = None) -> int:
                 file=sys.stderr,
             )
             return 2
+    from hint_envs.data.minari_io import is_minari_source
+
     source = args.demo_file
-    if not source.startswith("minari:"):
+    if not is_minari_source(source):
         source = Path(source)
         if not source.is_file():
             print(f"hint-train: error: no demonstration file at {source}", file=sys.stderr)

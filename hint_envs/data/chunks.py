@@ -26,7 +26,7 @@ import numpy as np
 
 from hint_envs.core import CompositeActionLayout
 from hint_envs.data.hdf5 import DemoFile, read_demonstrations
-from hint_envs.data.minari_io import MINARI_SCHEME
+from hint_envs.data.minari_io import is_minari_source
 from hint_envs.data.normalization import NormalizationStats, RangeNormalizer
 from hint_envs.experts.base import Demonstration
 
@@ -97,7 +97,7 @@ class ChunkDataset:
         for name, value in (("obs_horizon", obs_horizon), ("horizon", horizon)):
             if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < 1:
                 raise ValueError(f"{name} must be an integer >= 1, got {value!r}")
-        if isinstance(source, str) and source.startswith(MINARI_SCHEME):
+        if is_minari_source(source):
             from hint_envs.data.minari_io import read_minari
 
             source = read_minari(source)

@@ -48,7 +48,7 @@ from hint_envs.core import Primitives
 from hint_envs.data.hdf5 import DatasetError, DemoFile, _to_jsonable, read_demonstrations
 from hint_envs.experts.base import Demonstration
 
-__all__ = ["MINARI_SCHEME", "METADATA_KEY", "read_minari", "write_minari"]
+__all__ = ["MINARI_SCHEME", "METADATA_KEY", "is_minari_source", "read_minari", "write_minari"]
 
 #: Prefix that names a Minari dataset where a demonstration file is expected.
 MINARI_SCHEME = "minari:"
@@ -214,8 +214,9 @@ def read_minari(dataset_id: str) -> DemoFile:
         T = len(episode.actions)
         dones = np.zeros(T)
         dones[-1] = 1.0
-        attrs = dict(demo_attrs[i]) if demo_attrs is not None else {}
-        if not demo_attrs:
+        if demo_attrs:
+            attrs = dict(demo_attrs[i])
+        else:  # a dataset without our metadata: what Minari itself records
             attrs = {"seed": episode.seed, "success": bool(episode.terminations[-1])}
         demos.append(
             Demonstration(

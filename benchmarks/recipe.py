@@ -136,6 +136,19 @@ def _parser() -> argparse.ArgumentParser:
     parser.add_argument(
         "--num-envs", type=int, default=25, help="evaluation episodes per predict batch"
     )
+    parser.add_argument(
+        "--sample-seeds",
+        type=int,
+        default=1,
+        help="sampler seeds per checkpoint (training seed s: s, s+1, ...); scores are "
+        "their mean (one draw of the sampler varies as much as a training seed)",
+    )
+    parser.add_argument(
+        "--inference-steps",
+        type=int,
+        default=None,
+        help="evaluate with this many DDIM steps (None: the policy's sampler)",
+    )
     parser.add_argument("--out", default="docs/results/recipe_runs", help="output stem")
     parser.add_argument("--work", default="runs/recipe", help="folder for checkpoints")
     return parser
@@ -175,26 +188,35 @@ def run_variant(name: str, variant: Variant, args: argparse.Namespace, seed: int
     points = [(int(p.name.split("_")[1]), p) for p in checkpoints] + [(train_config.steps, None)]
     seeds = list(range(args.seeds_start, args.seeds_start + args.episodes))
     curve = []
+    sample_seeds = [seed + i for i in range(args.sample_seeds)]
     for step, path in points:
         model = policy if path is None else load_policy(path)
+        if args.inference_steps is not None:
+            model.set_sampler("ddim", args.inference_steps)
         start = time.perf_counter()
-        result = evaluate_trained(
-            model,
-            seeds,
-            expert=False,
-            num_envs=min(args.num_envs, args.episodes),
-            progress=False,
-            workers=args.eval_workers,
-            sample_seed=seed,
-        )
-        m = result.metrics
+        scores = [
+            evaluate_trained(
+                model,
+                seeds,
+                expert=False,
+                num_envs=min(args.num_envs, args.episodes),
+                progress=False,
+                workers=args.eval_workers,
+                sample_seed=sample_seed,
+            ).metrics
+            for sample_seed in sample_seeds
+        ]
+        max_reward = [m["max_reward"]["mean"] for m in scores]
+        success = [m["success"]["mean"] for m in scores]
         curve.append(
             {
                 "step": step,
                 # the steps cost the same, so a checkpoint's training time is pro rata
                 "train_min": train_s / 60 * step / train_config.steps,
-                "max_reward": m["max_reward"]["mean"],
-                "success": m["success"]["mean"],
+                "max_reward": float(np.mean(max_reward)),
+                "success": float(np.mean(success)),
+                "max_reward_per_sample_seed": max_reward,
+                "success_per_sample_seed": success,
                 "eval_s": time.perf_counter() - start,
             }
         )
@@ -212,6 +234,8 @@ def run_variant(name: str, variant: Variant, args: argparse.Namespace, seed: int
         "seed": seed,
         "eval_seeds": [seeds[0], seeds[-1]],
         "eval_workers": args.eval_workers,
+        "sample_seeds": sample_seeds,
+        "inference_steps": args.inference_steps,
         "policy_config": config.to_dict(),
         "train_config": train_config.to_dict(),
         "train_s": train_s,

@@ -27,7 +27,7 @@ SHRINK = [
     ("num_demos=10", "num_demos=2"),
     ("TrainConfig(steps=3000)", "TrainConfig(steps=20)"),
     ("--steps 3000", "--steps 20"),
-    ("range(1000, 1050)", "range(1000, 1002)"),
+    ("range(1000, 1010)", "range(1000, 1002)"),
     ("n_eval_episodes=20", "n_eval_episodes=2"),
 ]
 

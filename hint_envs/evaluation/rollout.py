@@ -26,11 +26,10 @@ Timeline of one chunk-level step (``H = obs_horizon``, ``C = chunk_length``)::
 from __future__ import annotations
 
 import logging
-import multiprocessing
 import pickle
 import sys
 from collections.abc import Sequence
-from concurrent.futures import ProcessPoolExecutor, as_completed
+from concurrent.futures import as_completed
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
@@ -38,6 +37,7 @@ import gymnasium as gym
 import numpy as np
 from tqdm.auto import tqdm
 
+from hint_envs._workers import check_workers, spawn_pool, worker_errors
 from hint_envs.core import STATE_OPTION, get_control_indices
 from hint_envs.wrappers.primitive_controller import PrimitiveControllerWrapper
 from hint_envs.wrappers.replica_noise import ReplicaNoiseWrapper
@@ -300,23 +300,6 @@ class _Episode:
 POLICY_STREAM = 0x5A3_91E
 
 
-def _check_workers(workers: Any) -> int:
-    if isinstance(workers, bool) or not isinstance(workers, (int, np.integer)) or workers < 1:
-        raise ValueError(f"workers must be a positive integer, got {workers!r}")
-    return int(workers)
-
-
-def _spawn_pool(workers: int, initializer: Any, initargs: tuple) -> ProcessPoolExecutor:
-    """A pool of ``workers`` spawned processes (safe with threads, the same on every
-    platform), each set up once by ``initializer(*initargs)``."""
-    return ProcessPoolExecutor(
-        workers,
-        mp_context=multiprocessing.get_context("spawn"),
-        initializer=initializer,
-        initargs=initargs,
-    )
-
-
 class _GroupRunner:
     """Runs groups of episodes of one policy, each group as one batch (see
     :func:`rollout_policy`). Builds its environments on first use."""
@@ -476,7 +459,7 @@ def rollout_policy(
     starts = _check_initial_states(initial_states, len(seeds))
     if isinstance(num_envs, bool) or not isinstance(num_envs, (int, np.integer)) or num_envs < 1:
         raise ValueError(f"num_envs must be a positive integer, got {num_envs!r}")
-    workers = _check_workers(workers)
+    workers = check_workers(workers)
     if isinstance(sample_seed, bool) or not isinstance(sample_seed, (int, np.integer)):
         raise ValueError(f"sample_seed must be an integer >= 0, got {sample_seed!r}")
     if sample_seed < 0:
@@ -509,14 +492,15 @@ def rollout_policy(
                 runner.close()
         else:
             initargs = (pickle.dumps(policy), env_args, deterministic, sample_seed)
-            pool = _spawn_pool(min(workers, len(groups)), _init_policy_worker, initargs)
+            pool = spawn_pool(min(workers, len(groups)), _init_policy_worker, initargs)
             try:
-                futures = [pool.submit(_run_group_in_worker, *group) for group in groups]
-                for future in as_completed(futures):
-                    done = future.result()  # a worker's error is raised here
-                    for index, record in done:
-                        records[index] = record
-                    bar.update(len(done))
+                with worker_errors(f"the rollouts of {env_id}"):
+                    futures = [pool.submit(_run_group_in_worker, *group) for group in groups]
+                    for future in as_completed(futures):
+                        done = future.result()  # a worker's error is raised here
+                        for index, record in done:
+                            records[index] = record
+                        bar.update(len(done))
             finally:  # on an error, do not wait for the groups not started yet
                 pool.shutdown(cancel_futures=True)
     finally:
@@ -579,7 +563,7 @@ def rollout_expert(
 
     seeds = _check_seeds(seeds)
     starts = _check_initial_states(initial_states, len(seeds))
-    workers = _check_workers(workers)
+    workers = check_workers(workers)
     expert_kwargs, env_kwargs = dict(expert_kwargs or {}), dict(env_kwargs or {})
     cached_expert(env_id, env_kwargs, expert_kwargs)  # bad settings fail here
     env = gym.make(env_id, **env_kwargs)
@@ -599,11 +583,12 @@ def rollout_expert(
                 records.append(_expert_record(*job))
                 bar.update(1)
         else:
-            pool = _spawn_pool(workers, None, ())
+            pool = spawn_pool(workers)
             try:
-                for record in pool.map(_star_expert_record, jobs):
-                    records.append(record)
-                    bar.update(1)
+                with worker_errors(f"the expert rollouts of {env_id}"):
+                    for record in pool.map(_star_expert_record, jobs):
+                        records.append(record)
+                        bar.update(1)
             finally:
                 pool.shutdown(cancel_futures=True)
     finally:

@@ -11,13 +11,13 @@ from __future__ import annotations
 
 import json
 import logging
-import multiprocessing
 from collections.abc import Iterator
-from concurrent.futures import ProcessPoolExecutor
+from concurrent.futures import Executor
 from typing import Any
 
 from tqdm.auto import tqdm
 
+from hint_envs._workers import check_workers, spawn_pool, worker_errors
 from hint_envs.experts import make_expert
 from hint_envs.experts.base import Demonstration, Expert
 
@@ -85,7 +85,7 @@ def _episodes(
     synthesize: bool,
     expert_kwargs: dict[str, Any],
     env_kwargs: dict[str, Any],
-    pool: ProcessPoolExecutor | None,
+    pool: Executor | None,
 ) -> Iterator[Demonstration]:
     """Demonstrations for ``seeds``, in seed order, computed in ``pool`` if given."""
     jobs = [(env_id, s, synthesize, expert_kwargs, env_kwargs) for s in seeds]
@@ -133,8 +133,7 @@ def collect_demonstrations(
     """
     if isinstance(episodes, bool) or int(episodes) != episodes or episodes < 1:
         raise ValueError(f"episodes must be an integer >= 1, got {episodes!r}")
-    if isinstance(workers, bool) or int(workers) != workers or workers < 1:
-        raise ValueError(f"workers must be an integer >= 1, got {workers!r}")
+    workers = check_workers(workers)
     expert_kwargs = dict(expert_kwargs or {})
     env_kwargs = dict(env_kwargs or {})
     from hint_envs.experts import EXPERTS
@@ -142,26 +141,26 @@ def collect_demonstrations(
     if env_id not in EXPERTS:
         raise KeyError(f"no expert for {env_id!r}; experts exist for: {sorted(EXPERTS)}")
     max_attempts = MAX_ATTEMPTS_FACTOR * episodes if only_success else episodes
-    pool = None
-    if workers > 1:
-        # spawn: safe with threads and identical on every platform
-        pool = ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("spawn"))
+    pool = spawn_pool(workers) if workers > 1 else None
     kept: list[Demonstration] = []
     attempts = 0
     bar = tqdm(total=episodes, desc=f"collecting {env_id}", unit="demo", disable=not progress)
     try:
-        while len(kept) < episodes and attempts < max_attempts:
-            # ask for what is still missing (a few more in parallel): deterministic since
-            # only the first successes in seed order are kept
-            batch = min(max(episodes - len(kept), workers), max_attempts - attempts)
-            seeds = range(seed + attempts, seed + attempts + batch)
-            jobs = _episodes(env_id, seeds, workers, synthesize, expert_kwargs, env_kwargs, pool)
-            for demo in jobs:
-                attempts += 1
-                bar.set_postfix(tried=attempts, refresh=False)
-                if len(kept) < episodes and (demo.success or not only_success):
-                    kept.append(demo)
-                    bar.update(1)
+        with worker_errors(f"the collection of {env_id}"):
+            while len(kept) < episodes and attempts < max_attempts:
+                # ask for what is still missing (a few more in parallel): deterministic since
+                # only the first successes in seed order are kept
+                batch = min(max(episodes - len(kept), workers), max_attempts - attempts)
+                seeds = range(seed + attempts, seed + attempts + batch)
+                jobs = _episodes(
+                    env_id, seeds, workers, synthesize, expert_kwargs, env_kwargs, pool
+                )
+                for demo in jobs:
+                    attempts += 1
+                    bar.set_postfix(tried=attempts, refresh=False)
+                    if len(kept) < episodes and (demo.success or not only_success):
+                        kept.append(demo)
+                        bar.update(1)
     finally:
         bar.close()
         if pool is not None:

@@ -23,6 +23,7 @@ import time
 from collections.abc import Sequence
 from pathlib import Path
 
+from hint_envs._cli import HelpFormatter, command_line_errors
 from policies.config import (
     DENOISERS,
     PREDICTION_TYPES,
@@ -47,7 +48,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="hint-train",
         description="Train a DDPM chunking policy (HINT) on demonstrations with primitives.",
-        formatter_class=argparse.ArgumentDefaultsHelpFormatter,
+        formatter_class=HelpFormatter,
     )
     parser.add_argument(
         "demo_file",
@@ -55,7 +56,12 @@ def build_parser() -> argparse.ArgumentParser:
         "hint-minari as minari:<dataset id>",
     )
     parser.add_argument("--out", type=Path, required=True, help="output directory")
-    parser.add_argument("--num-demos", type=int, default=None, help="use the first N demos")
+    parser.add_argument(
+        "--overwrite", action="store_true", help="replace a policy already saved in --out"
+    )
+    parser.add_argument(
+        "--num-demos", type=int, default=None, help="use the first N demos (default: all)"
+    )
     parser.add_argument("--seed", type=int, default=0, help="seed of everything random")
     policy = parser.add_argument_group("policy")
     policy.add_argument(
@@ -73,7 +79,9 @@ def build_parser() -> argparse.ArgumentParser:
         default=defaults.gains,
         help="diffuse (u_bar, x_bar, K) controllers, or only u_bar",
     )
-    policy.add_argument("--obs-horizon", type=int, default=defaults.obs_horizon)
+    policy.add_argument(
+        "--obs-horizon", type=int, default=defaults.obs_horizon, help="observations per sample"
+    )
     policy.add_argument(
         "--horizon", type=int, default=defaults.horizon, help="predicted controllers per sample"
     )
@@ -83,15 +91,24 @@ def build_parser() -> argparse.ArgumentParser:
         default=defaults.chunk_length,
         help="executed controllers per decision",
     )
-    policy.add_argument("--denoiser", choices=DENOISERS, default=defaults.denoiser)
+    policy.add_argument(
+        "--denoiser", choices=DENOISERS, default=defaults.denoiser, help="denoiser network"
+    )
     policy.add_argument(
         "--widths", type=_int_tuple, default=defaults.widths, help="MLP denoiser hidden sizes"
     )
     policy.add_argument(
         "--down-dims", type=_int_tuple, default=defaults.down_dims, help="U-Net channel widths"
     )
-    policy.add_argument("--diffusion-steps", type=int, default=defaults.diffusion_steps)
-    policy.add_argument("--scheduler", choices=SCHEDULERS, default=defaults.scheduler)
+    policy.add_argument(
+        "--diffusion-steps",
+        type=int,
+        default=defaults.diffusion_steps,
+        help="noise levels of the diffusion process",
+    )
+    policy.add_argument(
+        "--scheduler", choices=SCHEDULERS, default=defaults.scheduler, help="sampler"
+    )
     policy.add_argument(
         "--inference-steps",
         type=int,
@@ -105,13 +122,29 @@ def build_parser() -> argparse.ArgumentParser:
         help="what the denoiser predicts: the noise, or the clean chunk (better with few "
         "DDIM steps; docs/results/sampling.md)",
     )
-    policy.add_argument("--ema", action=argparse.BooleanOptionalAction, default=defaults.ema)
+    policy.add_argument(
+        "--ema",
+        action=argparse.BooleanOptionalAction,
+        default=defaults.ema,
+        help="keep an exponential moving average of the weights and sample with it",
+    )
     training = parser.add_argument_group("training")
-    training.add_argument("--steps", type=int, default=train_defaults.steps)
-    training.add_argument("--batch-size", type=int, default=train_defaults.batch_size)
-    training.add_argument("--lr", type=float, default=train_defaults.lr)
-    training.add_argument("--weight-decay", type=float, default=train_defaults.weight_decay)
-    training.add_argument("--warmup-steps", type=int, default=train_defaults.warmup_steps)
+    training.add_argument("--steps", type=int, default=train_defaults.steps, help="optimiser steps")
+    training.add_argument(
+        "--batch-size", type=int, default=train_defaults.batch_size, help="samples per step"
+    )
+    training.add_argument(
+        "--lr", type=float, default=train_defaults.lr, help="peak learning rate (AdamW)"
+    )
+    training.add_argument(
+        "--weight-decay", type=float, default=train_defaults.weight_decay, help="AdamW decay"
+    )
+    training.add_argument(
+        "--warmup-steps",
+        type=int,
+        default=train_defaults.warmup_steps,
+        help="linear learning-rate warm-up steps",
+    )
     training.add_argument(
         "--checkpoint-every",
         type=int,
@@ -139,6 +172,7 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+@command_line_errors("hint-train")
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of ``hint-train``; returns the exit status."""
     args = build_parser().parse_args(argv)
@@ -184,6 +218,16 @@ def main(argv: Sequence[str] | None = None) -> int:
                 file=sys.stderr,
             )
             return 2
+    if (args.out / "config.json").exists() and not args.overwrite:
+        print(
+            f"hint-train: error: {args.out} already holds a saved policy; pass --overwrite "
+            "to replace it, or choose another --out",
+            file=sys.stderr,
+        )
+        return 2
+    if args.out.exists() and not args.out.is_dir():
+        print(f"hint-train: error: --out {args.out} is a file, not a directory", file=sys.stderr)
+        return 2
     from hint_envs.data.minari_io import is_minari_source
 
     source = args.demo_file
@@ -197,7 +241,14 @@ def main(argv: Sequence[str] | None = None) -> int:
     # spinning workers slow torch down by an order of magnitude. Must precede torch's import.
     os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
     from hint_envs.data.chunks import ChunkDataset
+    from policies.devices import check_device
     from policies.training import train
+
+    try:
+        check_device(train_config.device)
+    except ValueError as error:
+        print(f"hint-train: error: --device: {error}", file=sys.stderr)
+        return 2
 
     try:
         dataset = ChunkDataset(
@@ -235,7 +286,7 @@ def build_eval_parser() -> argparse.ArgumentParser:
         description="Evaluate a saved policy on its environment (the env id and kwargs it "
         "was trained for) from the initial states of consecutive seeds, with replica noise "
         "at its training sigma unless --sigma says otherwise.",
-        formatter_class=argparse.ArgumentDefaultsHelpFormatter,
+        formatter_class=HelpFormatter,
     )
     parser.add_argument("policy_dir", type=Path, help="a folder saved by hint-train")
     parser.add_argument("--episodes", type=int, default=50, help="episodes (one per seed)")
@@ -266,10 +317,16 @@ def build_eval_parser() -> argparse.ArgumentParser:
         help="processes the groups of --num-envs episodes run in, one torch thread each",
     )
     parser.add_argument("--threads", type=int, default=2, help="torch CPU threads (--workers 1)")
-    parser.add_argument("--json", type=Path, default=None, help="also write the result here")
+    parser.add_argument(
+        "--json",
+        type=Path,
+        default=None,
+        help="also write the result, as JSON, here (default: not written)",
+    )
     return parser
 
 
+@command_line_errors("hint-eval")
 def eval_main(argv: Sequence[str] | None = None) -> int:
     """Entry point of ``hint-eval``; returns the exit status."""
     args = build_eval_parser().parse_args(argv)

@@ -43,6 +43,7 @@ import hint_envs
 from hint_envs.core import CompositeActionLayout
 from hint_envs.data.normalization import NormalizationStats
 from policies.base import ChunkPolicyBase
+from policies.devices import check_device
 
 __all__ = [
     "save_policy",
@@ -234,8 +235,10 @@ def load_policy(
     Raises:
         FileNotFoundError: missing directory or files.
         ValueError: corrupt files (bad JSON, checksum mismatch, unreadable safetensors,
-            missing or unexpected tensors), or an ``env`` whose spaces do not match.
+            missing or unexpected tensors), an ``env`` whose spaces do not match, or a
+            ``device`` this machine does not have (checked before anything is read).
     """
+    device = check_device(device)
     directory = Path(directory)
     data = _read_config(directory)
     name = next(key for key, tag in FORMATS.items() if tag == data["format"])
@@ -302,8 +305,6 @@ def load_policy(
         policy.load_state_dict(state, strict=True)
     except RuntimeError as error:
         raise ValueError(f"{weights_path} does not fit the saved config: {error}") from None
-    if str(device) == "auto":
-        device = "cuda" if torch.cuda.is_available() else "cpu"
     policy.to(device)
     policy.set_training_mode(False)
     return policy

@@ -171,10 +171,20 @@ class ChunkDataset:
             obs=RangeNormalizer.fit(all_obs),
             action=RangeNormalizer.fit(np.concatenate(controllers)),
         )
-        self.observations = np.concatenate(observations).astype(np.float32)
-        self.actions = np.concatenate(actions).astype(np.float32)
+        with np.errstate(over="ignore"):  # overflow to inf is reported just below
+            self.observations = np.concatenate(observations).astype(np.float32)
+            self.actions = np.concatenate(actions).astype(np.float32)
         self.episode_ids = np.concatenate(episode_ids)
         self.timesteps = np.concatenate(timesteps)
+        for name, values in (("observations", self.observations), ("controllers", self.actions)):
+            bad = ~np.isfinite(values).reshape(len(values), -1).all(axis=1)
+            if bad.any():  # NaN/inf, or finite float64 beyond float32's range (~3.4e38)
+                first = int(np.flatnonzero(bad)[0])
+                raise ValueError(
+                    f"demonstration {int(self.episode_ids[first])} of {origin} has {name} "
+                    f"that are NaN, inf or beyond float32's range (step "
+                    f"{int(self.timesteps[first])}); the data is corrupt"
+                )
         logger.info(
             "%d windows from %d demonstrations (obs_horizon=%d, horizon=%d, gains=%s)",
             len(self),

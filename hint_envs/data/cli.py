@@ -16,6 +16,8 @@ import sys
 from collections.abc import Sequence
 from pathlib import Path
 
+from hint_envs._cli import HelpFormatter, command_line_errors
+
 
 def build_parser() -> argparse.ArgumentParser:
     """The ``hint-minari`` argument parser."""
@@ -26,19 +28,24 @@ def build_parser() -> argparse.ArgumentParser:
         "infos and the env spec recorded, so minari.load_dataset(ID).recover_environment() "
         "makes the same environment. Datasets go under MINARI_DATASETS_PATH "
         "(default ~/.minari/datasets); nothing is uploaded.",
-        formatter_class=argparse.ArgumentDefaultsHelpFormatter,
+        formatter_class=HelpFormatter,
     )
     parser.add_argument("file", type=Path, help="a demonstration file written by hint-collect")
     parser.add_argument(
         "dataset_id", help="Minari id 'namespace/name-v<version>', e.g. hint_envs/pusht-v0"
     )
-    parser.add_argument("--description", default=None, help="the dataset's description")
+    parser.add_argument(
+        "--description",
+        default=None,
+        help="the dataset's description (default: one naming the source file)",
+    )
     parser.add_argument(
         "--overwrite", action="store_true", help="replace a local dataset of that id"
     )
     return parser
 
 
+@command_line_errors("hint-minari")
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of ``hint-minari``; returns the exit status."""
     parser = build_parser()

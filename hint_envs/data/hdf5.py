@@ -21,6 +21,14 @@ Layout (``T_i`` steps in demo ``i``; see ``docs/data.md``)::
 robomimic's own readers (``robomimic.utils.dataset.SequenceDataset``,
 ``robomimic.utils.file_utils.get_env_metadata_from_dataset``) load these files; their
 ``env_args["type"]`` is robomimic's ``EnvType.GYM_TYPE``.
+
+Integrity: files are written in HDF5's 1.10 format (:data:`LIBVER`; object headers carry
+checksums) with every non-empty dataset under the ``fletcher32`` checksum filter and the JSON
+attributes (``env_args``, ``obs_keys``, ``metadata``) as fixed-length UTF-8 strings in those
+headers (h5py reads them as bytes; ``json.loads`` takes either), so flipped bytes surface as
+a :class:`DatasetError` on reading instead of as different numbers. Files
+written without checksums (as hint_envs did before) still read; in every file the reader
+also checks that each array is finite.
 """
 
 from __future__ import annotations
@@ -49,6 +57,7 @@ __all__ = [
     "DatasetError",
     "DemoFile",
     "GZIP_MIN_BYTES",
+    "LIBVER",
     "ROBOMIMIC_GYM_TYPE",
     "default_obs_keys",
     "read_demonstrations",
@@ -66,6 +75,23 @@ _DEMO_NAME = re.compile(r"^demo_(\d+)$")
 #: Per-step arrays smaller than this are stored uncompressed whatever ``compression`` says:
 #: a compressed (chunked) dataset carries a chunk index of a few KiB, more than gzip saves.
 GZIP_MIN_BYTES = 16 * 1024
+#: HDF5 format bounds of written files: the 1.10 format (readable by HDF5 >= 1.10, i.e. every
+#: h5py >= 2.10) checksums its metadata, and stores a dataset of one chunk without a chunk
+#: index, so per-dataset ``fletcher32`` checksums cost a few bytes, not a few KiB.
+LIBVER = ("v110", "v110")
+#: What h5py raises on bytes it cannot decode (bad signatures, failed checksums or
+#: decompression, absurd sizes); :func:`read_demonstrations` turns them into DatasetError.
+_H5_ERRORS = (
+    OSError,
+    RuntimeError,
+    KeyError,
+    ValueError,
+    TypeError,
+    IndexError,
+    OverflowError,
+    MemoryError,
+    SystemError,
+)
 _STEP_DATASETS = ("actions", "rewards", "dones", "states")
 _PRIMITIVE_DATASETS = ("u_bar", "x_bar", "K")
 
@@ -146,12 +172,23 @@ def _dump_json(value: Any, what: str) -> str:
 def _write_metadata(obj: h5py.Group, metadata: Mapping[str, Any], reserved: frozenset) -> None:
     """Store ``metadata`` exactly as JSON, and its scalar entries as plain HDF5 attrs too."""
     clean = _to_jsonable(dict(metadata))
-    obj.attrs[METADATA_ATTR] = _dump_json(clean, "metadata")
+    _set_text(obj, METADATA_ATTR, _dump_json(clean, "metadata"))
     for key, value in clean.items():
         if key in reserved:
             continue
         if isinstance(value, (bool, int, float, str)):
             obj.attrs[key] = value
+
+
+def _set_text(obj: h5py.Group, name: str, text: str) -> None:
+    """Store ``text`` as a fixed-length UTF-8 attribute (h5py reads it back as bytes).
+
+    Unlike h5py's default variable-length strings, whose bytes live in an unchecksummed
+    global heap, a fixed-length attribute lives in the object header, which the 1.10 format
+    checksums: a flipped byte in the JSON that describes the data cannot go unnoticed.
+    """
+    encoded = text.encode("utf-8")
+    obj.attrs.create(name, encoded, dtype=h5py.string_dtype("utf-8", max(len(encoded), 1)))
 
 
 def _read_metadata(obj: h5py.Group, reserved: frozenset) -> dict[str, Any]:
@@ -300,6 +337,7 @@ def write_demonstrations(
             least) or None. Arrays under :data:`GZIP_MIN_BYTES` are stored uncompressed
             either way: a compressed dataset's chunk index outweighs what gzip saves on
             them (1000 short PushT demonstrations: 50 MB gzipped, 34 MB as stored).
+            Every non-empty dataset carries a ``fletcher32`` checksum whatever this says.
 
     Returns:
         the absolute path written.
@@ -346,17 +384,18 @@ def write_demonstrations(
     # h5py's "x" mode refuses to clobber and creates the file with the usual permissions
     tmp = path.parent / f".{path.name}.{uuid.uuid4().hex}.tmp"
     try:
-        with h5py.File(tmp, "x") as f:
+        with h5py.File(tmp, "x", libver=LIBVER) as f:
             _write_metadata(f, file_attrs, _RESERVED_FILE_ATTRS)
             data = f.create_group("data")
-            data.attrs["env_args"] = env_args
+            _set_text(data, "env_args", env_args)
             data.attrs["total"] = int(sum(len(d) for d in demos))
-            data.attrs["obs_keys"] = json.dumps([list(span) for span in spans])
+            _set_text(data, "obs_keys", json.dumps([list(span) for span in spans]))
             for index, demo in enumerate(demos):
                 _write_demo(data.create_group(f"demo_{index}"), demo, spans, filters)
             mask = f.create_group("mask")
-            mask.create_dataset("train", data=_names(train_keys), dtype="S" + _width(train_keys))
-            mask.create_dataset("valid", data=_names(valid_keys), dtype="S" + _width(valid_keys))
+            for name, keys in (("train", train_keys), ("valid", valid_keys)):
+                names = _names(keys).astype("S" + _width(keys))
+                _create(mask, name, names, {})
         os.replace(tmp, path)
     except BaseException:
         tmp.unlink(missing_ok=True)
@@ -370,9 +409,15 @@ def _width(keys: Sequence[str]) -> str:
 
 
 def _create(group: h5py.Group, name: str, data: np.ndarray, filters: dict) -> None:
-    """``group[name] = data``, compressed with ``filters`` if it is large enough to gain."""
+    """``group[name] = data``, compressed with ``filters`` if it is large enough to gain,
+    and checksummed (``fletcher32``) unless empty (HDF5 cannot chunk an empty array)."""
     data = np.asarray(data)
-    group.create_dataset(name, data=data, **(filters if data.nbytes >= GZIP_MIN_BYTES else {}))
+    if data.size == 0:
+        group.create_dataset(name, data=data)
+    elif filters and data.nbytes >= GZIP_MIN_BYTES:
+        group.create_dataset(name, data=data, fletcher32=True, **filters)
+    else:  # one chunk holding the whole array: no chunk index in the 1.10 format
+        group.create_dataset(name, data=data, fletcher32=True, chunks=data.shape)
 
 
 def _write_demo(group: h5py.Group, demo: Demonstration, spans: list[tuple], filters: dict) -> None:
@@ -386,8 +431,8 @@ def _write_demo(group: h5py.Group, demo: Demonstration, spans: list[tuple], filt
         _create(group, f"next_obs/{key}", next_obs[:, start:stop], filters)
     for name in _STEP_DATASETS:
         _create(group, name, getattr(demo, name), filters)
-    group.create_dataset("final_obs", data=final_obs)
-    group.create_dataset("final_state", data=np.asarray(demo.final_state))
+    _create(group, "final_obs", final_obs, {})
+    _create(group, "final_state", np.asarray(demo.final_state), {})
     if demo.primitives is not None:
         for name in _PRIMITIVE_DATASETS:
             values = getattr(demo.primitives, name)
@@ -411,8 +456,10 @@ def read_demonstrations(path: str | os.PathLike) -> DemoFile:
         numpy scalars in metadata come back as plain Python numbers).
 
     Raises:
-        DatasetError: the file is missing, is not HDF5 (or is truncated/corrupt), or is an
-            HDF5 file not in this layout; the message names the file and the problem.
+        DatasetError: the file is missing, is not HDF5 (or is truncated/corrupt: undecodable
+            bytes, a failed checksum, NaN or inf in an array), or is an HDF5 file not in
+            this layout; the message names the file, the group or dataset when known, and
+            the problem.
     """
     path = Path(path).expanduser()
     if not path.exists():
@@ -424,13 +471,26 @@ def read_demonstrations(path: str | os.PathLike) -> DemoFile:
         raise DatasetError(f"{path}: is a directory, expected an HDF5 demonstration file")
     try:
         f = h5py.File(path, "r")
-    except OSError as err:
+    except _H5_ERRORS as err:
         raise DatasetError(
             f"{path}: not a readable HDF5 file (truncated, corrupt or another format): {err}; "
             "regenerate it with `hint-collect`"
         ) from err
-    with f:
-        return _read(f, path)
+    try:
+        with f:
+            return _read(f, path)
+    except DatasetError:
+        raise
+    except _H5_ERRORS as err:  # undecodable bytes outside any one dataset
+        raise _corrupt(path, "", err) from err
+
+
+def _corrupt(path: Path, where: str, err: BaseException) -> DatasetError:
+    """The error of bytes h5py cannot decode (at ``where``, an HDF5 name, if known)."""
+    at = f" at '{where.lstrip('/')}'" if where else ""
+    return DatasetError(
+        f"{path}: corrupt file{at} ({type(err).__name__}: {err}); regenerate it with `hint-collect`"
+    )
 
 
 def _fail(path: Path, message: str) -> DatasetError:
@@ -469,7 +529,14 @@ def _read(f: h5py.File, path: Path) -> DemoFile:
     else:
         spans = None
 
-    demos = [_read_demo(data[name], name, spans, path) for name in names]
+    demos = []
+    for name in names:
+        try:
+            demos.append(_read_demo(data[name], name, spans, path))
+        except DatasetError:
+            raise
+        except _H5_ERRORS as err:
+            raise _corrupt(path, f"data/{name}", err) from err
     if spans is None:
         spans = _spans_from_group(data[names[0]], path, names[0])
     obs_keys = {key: (start, stop) for key, start, stop in spans}
@@ -508,9 +575,21 @@ def _spans_from_group(group: h5py.Group, path: Path, name: str) -> list[tuple]:
 
 
 def _dataset(group: h5py.Group, key: str, path: Path, name: str) -> np.ndarray:
-    if key not in group or not isinstance(group[key], h5py.Dataset):
-        raise _fail(path, f"{name} has no dataset '{key}'")
-    return group[key][()]
+    """``group[key]`` read whole; a floating-point array must be finite."""
+    try:
+        if key not in group or not isinstance(group[key], h5py.Dataset):
+            raise _fail(path, f"{name} has no dataset '{key}'")
+        value = group[key][()]
+    except DatasetError:
+        raise
+    except _H5_ERRORS as err:  # e.g. a failed fletcher32 checksum: "filter returned failure"
+        raise _corrupt(path, f"{group.name}/{key}", err) from err
+    if value.dtype.kind in "fc" and not np.all(np.isfinite(value)):
+        raise DatasetError(
+            f"{path}: '{group.name.lstrip('/')}/{key}' holds NaN or inf, which hint_envs "
+            "never writes; the file is corrupt, regenerate it with `hint-collect`"
+        )
+    return value
 
 
 def _read_demo(group: h5py.Group, name: str, spans: list[tuple] | None, path: Path):

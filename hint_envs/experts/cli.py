@@ -25,6 +25,7 @@ import gymnasium as gym
 import numpy as np
 
 import hint_envs
+from hint_envs._cli import HelpFormatter, check_output_file, command_line_errors
 from hint_envs.data.hdf5 import write_demonstrations
 from hint_envs.experts import EXPERTS, demo
 from hint_envs.experts.collect import collect_demonstrations
@@ -55,13 +56,14 @@ def build_parser() -> argparse.ArgumentParser:
         description="Collect expert demonstrations over consecutive seeds, synthesise their "
         "primitive controllers (u_bar, x_bar, K), and write them to an HDF5 file in "
         "robomimic's layout.",
+        formatter_class=HelpFormatter,
     )
     parser.add_argument("env_id", metavar="ENV_ID", help="e.g. hint_envs/PlanarQuadrotor-v0")
     parser.add_argument(
         "--episodes", type=int, required=True, help="number of demonstrations to write"
     )
     parser.add_argument(
-        "--seed", type=int, default=0, help="seed of the first episode (episode i: seed + i)"
+        "--seed", type=int, default=0, help="seed (>= 0) of the first episode (episode i: seed + i)"
     )
     parser.add_argument("--out", type=Path, required=True, help="HDF5 file to write")
     parser.add_argument(
@@ -72,7 +74,7 @@ def build_parser() -> argparse.ArgumentParser:
         metavar="KEY=VALUE",
         help="a gym.make keyword argument of the env, recorded in the file so training and "
         "evaluation make the same env (repeatable; VALUE is read as JSON if it parses), e.g. "
-        "obs_type=keypoints for PushT",
+        "obs_type=keypoints for PushT (default: none, the env's defaults)",
     )
     parser.add_argument("--workers", type=int, default=1, help="processes to collect with")
     parser.add_argument(
@@ -85,7 +87,7 @@ def build_parser() -> argparse.ArgumentParser:
         "--valid-fraction",
         type=float,
         default=0.1,
-        help="fraction of demos in robomimic's mask/valid (default 0.1)",
+        help="fraction of demos in robomimic's mask/valid",
     )
     parser.add_argument(
         "--no-synthesize",
@@ -96,6 +98,7 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+@command_line_errors("hint-collect")
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of ``hint-collect``; returns the exit status (0 on success)."""
     parser = build_parser()
@@ -109,12 +112,15 @@ def main(argv: Sequence[str] | None = None) -> int:
         )
     if args.episodes < 1:
         parser.error(f"--episodes must be >= 1, got {args.episodes}")
+    if args.seed < 0:  # numpy seeds are non-negative; checked before minutes of collection
+        parser.error(f"--seed must be >= 0, got {args.seed}")
     if args.workers < 1:
         parser.error(f"--workers must be >= 1, got {args.workers}")
     if not 0.0 <= args.valid_fraction < 1.0:
         parser.error(f"--valid-fraction must be in [0, 1), got {args.valid_fraction}")
-    if args.out.exists() and not args.overwrite:
-        parser.error(f"{args.out} already exists; pass --overwrite to replace it")
+    problem = check_output_file(args.out, args.overwrite)
+    if problem is not None:  # before collection, which may take minutes
+        parser.error(problem)
     env_kwargs = dict(args.env_kwarg)
     try:  # a bad keyword fails here, before any collection
         gym.make(args.env_id, **env_kwargs).close()

@@ -166,3 +166,12 @@ def test_rejects_bad_arguments(demos: list[Demonstration]) -> None:
         ChunkDataset([demos[0], bare], obs_horizon=1, horizon=2)
     with pytest.raises(TypeError, match="sequence of Demonstration"):
         ChunkDataset([np.zeros(3)], obs_horizon=1, horizon=2)
+
+
+def test_values_beyond_float32_are_rejected(demos: list[Demonstration]) -> None:
+    # finite in the float64 file, inf once cast to the float32 training arrays
+    huge = Demonstration(**vars(demos[1]))
+    huge.observations = huge.observations.copy()
+    huge.observations[3, 0] = 1e300
+    with pytest.raises(ValueError, match=r"demonstration 1 .* beyond float32's range \(step 3"):
+        ChunkDataset([demos[0], huge], obs_horizon=1, horizon=2)

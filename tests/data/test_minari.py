@@ -89,3 +89,18 @@ def test_hint_minari_command(demo_path, minari_root, capsys):
     with pytest.raises(SystemExit):
         minari_main([str(demo_path), DATASET])  # exists: refused without --overwrite
     assert "exists" in capsys.readouterr().err
+
+
+def test_hint_minari_interrupt_and_help(demo_path, capsys, monkeypatch):
+    from hint_envs.data import cli
+
+    def interrupt(*args, **kwargs):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr("hint_envs.data.minari_io.write_minari", interrupt)
+    assert minari_main([str(demo_path), DATASET]) == 130
+    assert capsys.readouterr().err == "hint-minari: interrupted\n"
+    parser = cli.build_parser()
+    for action in parser._actions:
+        assert action.help, action.dest
+    assert "None" not in parser.format_help()

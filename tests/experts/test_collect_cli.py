@@ -9,7 +9,7 @@ import pytest
 
 import hint_envs  # noqa: F401  (registers the environments)
 from hint_envs.data import ChunkDataset, read_demonstrations
-from hint_envs.experts import collect
+from hint_envs.experts import cli, collect
 from hint_envs.experts.base import Demonstration
 from hint_envs.experts.cli import main
 from hint_envs.experts.collect import collect_demonstrations
@@ -128,3 +128,49 @@ def test_collect_rejects_bad_arguments() -> None:
         collect_demonstrations(ENV_ID, 1, workers=0)
     with pytest.raises(KeyError, match="experts exist for"):
         collect_demonstrations("hint_envs/Nope-v0", 1)
+
+
+def _must_not_collect(*args, **kwargs):
+    raise AssertionError("collection started before the arguments were checked")
+
+
+def test_cli_checks_the_output_and_seed_before_collecting(
+    tmp_path: Path, capsys, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(cli, "collect_demonstrations", _must_not_collect)
+    (tmp_path / "a_file").write_text("")
+    unwritable = Path("/proc/hint_envs_demos.hdf5")  # not writable even for root
+    cases = {
+        "is a directory": tmp_path,
+        "a_file is a file, not a directory": tmp_path / "a_file" / "sub" / "d.hdf5",
+        "is not writable": unwritable,
+    }
+    for message, out in cases.items():
+        if out is unwritable and not out.parent.is_dir():
+            continue
+        with pytest.raises(SystemExit) as exit_info:
+            main([ENV_ID, "--episodes", "1", "--out", str(out)])
+        assert exit_info.value.code == 2
+        assert message in capsys.readouterr().err
+    with pytest.raises(SystemExit):
+        main([ENV_ID, "--episodes", "1", "--seed", "-1", "--out", str(tmp_path / "d.hdf5")])
+    assert "--seed must be >= 0, got -1" in capsys.readouterr().err
+
+
+def test_cli_ctrl_c_prints_one_line(tmp_path: Path, capsys, monkeypatch) -> None:
+    def interrupt(*args, **kwargs):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(cli, "collect_demonstrations", interrupt)
+    assert main([ENV_ID, "--episodes", "1", "--out", str(tmp_path / "d.hdf5")]) == 130
+    assert capsys.readouterr().err == "hint-collect: interrupted\n"
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_every_option_has_help_and_its_default() -> None:
+    parser = cli.build_parser()
+    for action in parser._actions:
+        assert action.help, action.dest
+        if action.option_strings and not action.required and action.dest != "help":
+            assert "default" in parser._get_formatter()._get_help_string(action), action.dest
+    assert "None" not in parser.format_help()

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 
+import h5py
 import numpy as np
 import pytest
 import torch
@@ -131,3 +132,69 @@ def test_cli_reports_bad_arguments(tmp_path, capsys):
     assert "no demonstration file" in capsys.readouterr().err
     assert cli.main(["x.hdf5", "--out", str(tmp_path), "--chunk-length", "32"]) == 2
     assert "chunk_length (executed controllers, 32) must be <= horizon" in capsys.readouterr().err
+
+
+def test_cli_refuses_to_overwrite_a_saved_policy(demos, tmp_path, capsys, monkeypatch):
+    path = write_demonstrations(tmp_path / "demos.hdf5", demos, ENV_ID)
+    out = tmp_path / "run"
+    out.mkdir()
+    (out / "config.json").write_text("{}")  # what save_policy leaves
+    monkeypatch.setattr("hint_envs.data.chunks.ChunkDataset.__init__", _must_not_run)
+    assert cli.main([str(path), "--out", str(out)]) == 2
+    assert "already holds a saved policy; pass --overwrite" in capsys.readouterr().err
+    assert (out / "config.json").read_text() == "{}"
+    (tmp_path / "file").write_text("")
+    assert cli.main([str(path), "--out", str(tmp_path / "file")]) == 2
+    assert "is a file, not a directory" in capsys.readouterr().err
+
+
+def _must_not_run(*args, **kwargs):
+    raise AssertionError("data was read before the arguments were checked")
+
+
+@pytest.mark.skipif(torch.cuda.is_available(), reason="needs a torch without a usable GPU")
+def test_unavailable_device_fails_before_any_work(demos, tmp_path, capsys, monkeypatch):
+    path = write_demonstrations(tmp_path / "demos.hdf5", demos, ENV_ID)
+    monkeypatch.setattr("hint_envs.data.chunks.ChunkDataset.__init__", _must_not_run)
+    assert cli.main([str(path), "--out", str(tmp_path / "run"), "--device", "cuda"]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("hint-train: error: --device: device 'cuda' is not available")
+    assert len(err.strip().splitlines()) == 1
+    with pytest.raises(ValueError, match="'cuda:0' is not available"):
+        load_policy(tmp_path / "no policy here", device="cuda:0")
+    with pytest.raises(ValueError, match="'gpu' is not a torch device"):
+        load_policy(tmp_path / "no policy here", device="gpu")
+
+
+def test_cli_reports_a_corrupt_file_and_ctrl_c_in_one_line(demos, tmp_path, capsys, monkeypatch):
+    path = write_demonstrations(tmp_path / "demos.hdf5", demos, ENV_ID)
+    with h5py.File(path) as f:
+        offset = f["data/demo_0/states"].id.get_chunk_info(0).byte_offset
+    corrupt = bytearray(path.read_bytes())
+    corrupt[offset] ^= 0xFF
+    path.write_bytes(bytes(corrupt))
+    assert cli.main([str(path), "--out", str(tmp_path / "run")]) == 2
+    err = capsys.readouterr().err
+    assert "corrupt file at 'data/demo_0/states'" in err and len(err.strip().splitlines()) == 1
+
+    def interrupt(*args, **kwargs):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr("hint_envs.data.chunks.ChunkDataset.__init__", interrupt)
+    assert cli.main([str(path), "--out", str(tmp_path / "run")]) == 130
+    assert capsys.readouterr().err == "hint-train: interrupted\n"
+    monkeypatch.setattr("policies.serialization.load_policy", interrupt)
+    assert cli.eval_main([str(tmp_path / "run")]) == 130
+    assert capsys.readouterr().err == "hint-eval: interrupted\n"
+
+
+@pytest.mark.parametrize("parser", [cli.build_parser(), cli.build_eval_parser()])
+def test_every_option_has_help_and_its_default(parser):
+    text = parser.format_help()
+    for action in parser._actions:
+        if action.dest == "help":
+            continue
+        assert action.help, action.dest
+        if action.option_strings and not action.required:
+            assert "default" in parser._get_formatter()._get_help_string(action), action.dest
+    assert "(default: None)" not in text.replace("\n", " ").replace("  ", " ")

@@ -19,6 +19,7 @@ Fig. 5). :class:`CompositeActionLayout` is the one place that packs and unpacks 
 
 from __future__ import annotations
 
+import numbers
 from dataclasses import dataclass
 from typing import Any
 
@@ -33,6 +34,10 @@ __all__ = [
     "is_control_env",
     "check_action",
     "check_state",
+    "check_state_bounds",
+    "check_flag",
+    "check_noise_level",
+    "check_policy_spaces",
     "check_render_args",
     "STATE_OPTION",
 ]
@@ -111,6 +116,7 @@ class CompositeActionLayout:
     gains: bool = True
 
     def __post_init__(self) -> None:
+        object.__setattr__(self, "gains", check_flag("gains", self.gains))
         for name in ("d_u", "d_x", "chunk_length"):
             value = getattr(self, name)
             if not isinstance(value, (int, np.integer)) or value < 1:
@@ -256,3 +262,95 @@ def check_render_args(
         isinstance(render_size, bool) or not isinstance(render_size, int) or render_size < 8
     ):
         raise ValueError(f"render_size must be an integer >= 8 (pixels), got {render_size!r}")
+
+
+def check_state_bounds(
+    state: np.ndarray, low: np.ndarray, high: np.ndarray, fields: Any, why: str
+) -> None:
+    """Require every entry of an exact state (or of the observation it gives) in bounds.
+
+    Args:
+        state: ``(dim,)`` values to check.
+        low, high: ``(dim,)`` bounds.
+        fields: ``dim`` names of the entries, for the error message.
+        why: what the bounds are, e.g. ``"the observation space"``.
+
+    Raises:
+        ValueError: naming every entry outside ``[low, high]``, its value and its bounds.
+    """
+    low = np.broadcast_to(np.asarray(low, dtype=np.float64), state.shape)
+    high = np.broadcast_to(np.asarray(high, dtype=np.float64), state.shape)
+    bad = np.flatnonzero((state < low) | (state > high))
+    if bad.size:
+        names = list(fields)
+        offending = ", ".join(
+            f"{names[i]}={state[i]:.6g} not in [{low[i]:.6g}, {high[i]:.6g}]" for i in bad
+        )
+        raise ValueError(f"options['{STATE_OPTION}'] is outside {why}: {offending}")
+
+
+def check_flag(name: str, value: Any) -> bool:
+    """Require a real bool (``numpy.bool_`` too); returns it as a Python bool.
+
+    Raises:
+        TypeError: anything else, e.g. the string ``"False"`` (which ``bool()`` makes True).
+    """
+    if not isinstance(value, (bool, np.bool_)):
+        raise TypeError(f"{name} must be True or False, got {value!r} ({type(value).__name__})")
+    return bool(value)
+
+
+def check_noise_level(value: Any, name: str = "sigma") -> float:
+    """Require a noise level: a real number (not a bool or a string), finite, ``>= 0``.
+
+    Returns:
+        it as a float.
+
+    Raises:
+        TypeError: not a real number (``"0.1"``, ``True``, None, an array).
+        ValueError: NaN, inf or negative.
+    """
+    if isinstance(value, (bool, np.bool_)) or not isinstance(value, numbers.Real):
+        raise TypeError(
+            f"{name} must be a real number >= 0 (noise level in normalised units), got "
+            f"{value!r} ({type(value).__name__})"
+        )
+    number = float(value)
+    if not np.isfinite(number) or number < 0:
+        raise ValueError(f"{name} must be a finite number >= 0, got {value!r}")
+    return number
+
+
+def check_policy_spaces(
+    env: Any, observation_space: gym.spaces.Space, action_space: gym.spaces.Space
+) -> None:
+    """Require ``env``'s spaces to have the shapes of a policy's ``observation_space`` and
+    ``action_space`` (the chunk-level env's: ``(obs_horizon, d_obs)`` and composite actions).
+
+    Used before a policy acts on an environment (``policies.load_policy(dir, env=...)``,
+    :func:`hint_envs.evaluation.evaluate`), so a policy trained for another environment or
+    other chunk settings fails here rather than inside its network.
+
+    Raises:
+        TypeError: ``env`` has no observation or action space.
+        ValueError: a shape differs (the message gives both).
+    """
+    env_obs = getattr(env, "observation_space", None)
+    env_act = getattr(env, "action_space", None)
+    if env_obs is None or env_act is None:
+        raise TypeError(f"env must have observation_space and action_space, got {env!r}")
+    if tuple(env_obs.shape) != tuple(observation_space.shape):
+        raise ValueError(
+            f"the env's observation space has shape {tuple(env_obs.shape)} but the policy was "
+            f"trained on observations of shape {tuple(observation_space.shape)} "
+            "(obs_horizon, d_obs): use the env id, env kwargs and obs_horizon the policy was "
+            "trained with (wrap a control env in PrimitiveControllerWrapper with the policy's "
+            "obs_horizon)"
+        )
+    if tuple(env_act.shape) != tuple(action_space.shape):
+        raise ValueError(
+            f"the env's action space has shape {tuple(env_act.shape)} but the policy outputs "
+            f"composite actions of shape {tuple(action_space.shape)}: use the env id, "
+            "chunk_length and gains setting the policy was trained with (wrap a control env in "
+            "PrimitiveControllerWrapper with the policy's chunk_length and gains)"
+        )

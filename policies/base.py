@@ -150,7 +150,7 @@ class ChunkPolicyBase(BasePolicy):
 
     def _check_obs(self, obs: torch.Tensor) -> torch.Tensor:
         """``(T_obs, D_obs)`` or ``(B, T_obs, D_obs)`` -> ``(B, T_obs, D_obs)`` floats on the
-        policy's device; other shapes raise ``ValueError``."""
+        policy's device; other shapes, and NaN or inf entries, raise ``ValueError``."""
         expected = (self.config.obs_horizon, self.d_obs)
         if obs.dim() == 2 and tuple(obs.shape) == expected:
             obs = obs.unsqueeze(0)
@@ -161,6 +161,14 @@ class ChunkPolicyBase(BasePolicy):
             )
         if not torch.is_floating_point(obs):
             obs = obs.to(torch.float64)
+        finite = torch.isfinite(obs)
+        if not bool(finite.all()):
+            rows = torch.nonzero(~finite.flatten(1).all(dim=1)).flatten().tolist()
+            raise ValueError(
+                f"observation batch contains NaN or inf (batch rows {rows}); a policy cannot "
+                "act on it: check what produced the observation (the environment, or a noise "
+                "wrapper with a non-finite scale)"
+            )
         return obs.to(self.device)
 
     def _check_action_chunk(self, action: torch.Tensor, horizon: int) -> torch.Tensor:

@@ -15,6 +15,8 @@ import re
 from dataclasses import asdict, dataclass, fields
 from typing import Any, TypeVar
 
+from hint_envs.core import check_flag, check_noise_level
+
 __all__ = [
     "DDPMPolicyConfig",
     "DiffusionBCConfig",
@@ -167,8 +169,7 @@ class DDPMPolicyConfig:
                 f"(predicted controllers, {self.horizon})"
             )
         for name in ("gains", "clip_sample", "ema"):
-            if not isinstance(getattr(self, name), bool):
-                raise ValueError(f"{name} must be True or False, got {getattr(self, name)!r}")
+            setattr(self, name, check_flag(name, getattr(self, name)))
         if self.denoiser not in DENOISERS:
             raise ValueError(f"unknown denoiser {self.denoiser!r}; choose one of {DENOISERS}")
         if self.scheduler not in SCHEDULERS:
@@ -233,7 +234,7 @@ class DDPMPolicyConfig:
             raise ValueError(
                 f"ema_update_after_step must be an integer >= 0, got {self.ema_update_after_step!r}"
             )
-        self.sigma = _finite("sigma (noise level in normalised units)", self.sigma, low=0.0)
+        self.sigma = check_noise_level(self.sigma)
         if isinstance(self.deterministic_seed, bool) or not isinstance(
             self.deterministic_seed, int
         ):
@@ -273,9 +274,8 @@ def _check_chunking(config: Any) -> None:
             f"chunk_length (executed controllers, {config.chunk_length}) must be <= horizon "
             f"(predicted controllers, {config.horizon})"
         )
-    if not isinstance(config.gains, bool):
-        raise ValueError(f"gains must be True or False, got {config.gains!r}")
-    config.sigma = _finite("sigma (noise level in normalised units)", config.sigma, low=0.0)
+    config.gains = check_flag("gains", config.gains)
+    config.sigma = check_noise_level(config.sigma)
 
 
 @dataclass

@@ -40,7 +40,7 @@ from safetensors.torch import load as load_safetensors
 from safetensors.torch import save as save_safetensors
 
 import hint_envs
-from hint_envs.core import CompositeActionLayout
+from hint_envs.core import CompositeActionLayout, check_policy_spaces
 from hint_envs.data.normalization import NormalizationStats
 from policies.base import ChunkPolicyBase
 from policies.devices import check_device
@@ -195,26 +195,6 @@ def _read_config(directory: Path) -> dict[str, Any]:
     return data
 
 
-def _check_env(env: Any, observation_space: gym.spaces.Box, action_space: gym.spaces.Box) -> None:
-    env_obs = getattr(env, "observation_space", None)
-    env_act = getattr(env, "action_space", None)
-    if env_obs is None or env_act is None:
-        raise TypeError(f"env must have observation_space and action_space, got {env!r}")
-    if tuple(env_obs.shape) != tuple(observation_space.shape):
-        raise ValueError(
-            f"the env's observation space has shape {tuple(env_obs.shape)} but the policy was "
-            f"trained on observations of shape {tuple(observation_space.shape)} "
-            "(obs_horizon, d_obs); wrap the env in PrimitiveControllerWrapper with the policy's "
-            "obs_horizon"
-        )
-    if tuple(env_act.shape) != tuple(action_space.shape):
-        raise ValueError(
-            f"the env's action space has shape {tuple(env_act.shape)} but the policy outputs "
-            f"composite actions of shape {tuple(action_space.shape)}; wrap the env in "
-            "PrimitiveControllerWrapper with the policy's chunk_length and gains setting"
-        )
-
-
 def load_policy(
     directory: str | os.PathLike, env: Any = None, device: str | torch.device = "cpu"
 ) -> ChunkPolicyBase:
@@ -261,7 +241,7 @@ def load_policy(
             f"{error}); the file is corrupt or from an incompatible version"
         ) from None
     if env is not None:
-        _check_env(env, observation_space, action_space)
+        check_policy_spaces(env, observation_space, action_space)
     layout = None
     if layout_data is not None:
         layout = CompositeActionLayout(

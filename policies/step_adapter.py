@@ -18,7 +18,7 @@ from typing import Any
 import gymnasium as gym
 import numpy as np
 
-from hint_envs.core import CompositeActionLayout, control_law
+from hint_envs.core import CompositeActionLayout, check_noise_level, control_law
 from hint_envs.wrappers.replica_noise import add_replica_noise
 from policies.base import ChunkPolicyBase
 
@@ -118,9 +118,9 @@ class StepLevelPolicy:
                 )
             self.low = np.asarray(action_space.low, dtype=np.float64)
             self.high = np.asarray(action_space.high, dtype=np.float64)
-        self.sigma = float(sigma if sigma is not None else getattr(config, "sigma", 0.0))
-        if not np.isfinite(self.sigma) or self.sigma < 0:
-            raise ValueError(f"sigma must be a finite number >= 0, got {sigma!r}")
+        self.sigma = check_noise_level(
+            sigma if sigma is not None else getattr(config, "sigma", 0.0)
+        )
         self.noise_scale = np.asarray(getattr(policy, "noise_scale", 1.0), dtype=np.float64)
         self.rng = np.random.default_rng(noise_seed)
         self.reset()

@@ -19,12 +19,20 @@ from gymnasium.utils import seeding
 from gymnasium.vector import AutoresetMode, VectorEnv
 from gymnasium.vector.utils import batch_space
 
-from hint_envs.core import STATE_OPTION, check_action, check_render_args, check_state
+from hint_envs.core import (
+    STATE_OPTION,
+    check_action,
+    check_render_args,
+    check_state,
+    check_state_bounds,
+)
 
 logger = logging.getLogger(__name__)
 
 #: State layout: x (m), z (m), theta (rad), xdot (m/s), zdot (m/s), thetadot (rad/s).
 STATE_DIM = 6
+#: Names of the state entries, in order (error messages).
+STATE_FIELDS = ("x", "z", "theta", "xdot", "zdot", "thetadot")
 #: Input layout: total thrust (N), torque (N m).
 INPUT_DIM = 2
 #: Pixels per metre of rendered frames.
@@ -443,7 +451,10 @@ class PlanarQuadrotorEnv(gym.Env):
     ## Starting State
     At rest, uniform in ``x in [-0.5, 0.5]``, ``z in [-0.25, 0.25]``,
     ``theta in [-0.1, 0.1]`` (one draw from ``self.np_random``), or exactly
-    ``options["state"]``.
+    ``options["state"]``: a ``(6,)`` state, finite and inside the observation space (it is
+    the first observation), else ``ValueError`` naming the entries out of bounds. A state
+    beyond the flight bounds of the table below (but inside the observation space) is a
+    terminal one: the first ``step()`` ends the episode.
 
     ## Episode End
     Terminated when the body (a disk of radius 0.25 m, the arm length) touches the
@@ -500,9 +511,18 @@ class PlanarQuadrotorEnv(gym.Env):
         if unknown:
             raise ValueError(f"unknown reset options {sorted(unknown)}; supported: ['state']")
         if options.get(STATE_OPTION) is not None:
-            self._state = check_state(
+            state = check_state(
                 options[STATE_OPTION], STATE_DIM, "(x, z, theta, xdot, zdot, thetadot)"
             )
+            # the observation is the state: it must lie in the observation space
+            check_state_bounds(
+                state,
+                self.observation_space.low,
+                self.observation_space.high,
+                STATE_FIELDS,
+                "the observation space (the state is the observation)",
+            )
+            self._state = state
         else:
             self._state = self.np_random.uniform(self.params.start_low, self.params.start_high)
         self._crashed = False
@@ -581,7 +601,9 @@ class PlanarQuadrotorVectorEnv(VectorEnv):
     list) through ``gymnasium.utils.seeding.np_random``, like ``SyncVectorEnv``; each
     environment keeps its own generator for later autoresets.
 
-    Reset options: ``"state"``, an exact state ``(num_envs, 6)`` (or ``(6,)`` for all);
+    Reset options: ``"state"``, an exact state ``(num_envs, 6)`` (or ``(6,)`` for all),
+    finite and inside ``single_observation_space`` (else ``ValueError``, as for the single
+    environment);
     ``"reset_mask"``, a bool ``(num_envs,)`` array: reset only those environments (the
     others keep their state, and their info entries are masked out).
 
@@ -938,7 +960,16 @@ class PlanarQuadrotorVectorEnv(VectorEnv):
             )
         if not np.all(np.isfinite(array)):
             raise ValueError(f"options['state'] must be finite, got {array}")
-        return np.broadcast_to(array, (self.num_envs, STATE_DIM))
+        states = np.broadcast_to(array, (self.num_envs, STATE_DIM))
+        space = self.single_observation_space
+        for i, state in enumerate(states):
+            try:  # the observation is the state: it must lie in the observation space
+                check_state_bounds(
+                    state, space.low, space.high, STATE_FIELDS, "the observation space"
+                )
+            except ValueError as error:
+                raise ValueError(f"{error} (environment {i})") from None
+        return states
 
     def _restart_trail(self, which: np.ndarray) -> None:
         if self.render_mode is None:

@@ -27,7 +27,13 @@ import gymnasium as gym
 import numpy as np
 from gymnasium import spaces
 
-from hint_envs.core import STATE_OPTION, check_action, check_render_args, check_state
+from hint_envs.core import (
+    STATE_OPTION,
+    check_action,
+    check_render_args,
+    check_state,
+    check_state_bounds,
+)
 
 logger = logging.getLogger(__name__)
 
@@ -52,6 +58,11 @@ STATE_FIELDS = (
     "block_angular_velocity",
 )
 STATE_DIM = len(STATE_FIELDS)
+#: Largest speeds an exact-state reset accepts (px/s, px/s, rad/s): above what the PD law
+#: and contacts produce (the agent's peak speed towards a target 704 px away is ~2 600
+#: px/s), so every recorded state passes, while a wild one, which pymunk would integrate
+#: off the table or to inf, is refused.
+MAX_STATE_SPEED = {"agent": 3000.0, "block": 3000.0, "block_spin": 60.0}
 #: Agent input: the target position (px) of its PD law.
 INPUT_DIM = 2
 #: Physics sub-steps per control step, as gym-pusht integrates them.
@@ -205,10 +216,13 @@ class PushTEnv(gym.Env):
     which makes the Diffusion Policy test seeds ``100000 + i`` the same episodes.
     ``options={"state": s}`` puts the simulator into an exact state instead:
     ``s = (agent x, y, agent vx, vy, block x, y, block angle, block vx, vy, block angular
-    velocity)``, as :meth:`get_state` returns it. It rebuilds the pymunk space and sets the
-    bodies exactly; pymunk's contact cache (warm-starting impulses) is not part of the
-    state, so a restored episode that is in contact agrees with the original to the
-    contact solver's tolerance, not bit for bit.
+    velocity)``, as :meth:`get_state` returns it: finite, with speeds within
+    :data:`MAX_STATE_SPEED`, positions within ``observation_bounds("state")`` and giving
+    an observation inside the observation space (else
+    ``ValueError`` naming the offending entries, and the environment keeps its previous
+    state). It rebuilds the pymunk space and sets the bodies exactly; pymunk's contact
+    cache (warm-starting impulses) is not part of the state, so a restored episode that is
+    in contact agrees with the original to the contact solver's tolerance, not bit for bit.
 
     ## Episode End
     Terminated when coverage exceeds 0.95 (``info["is_success"]``), as in gym-pusht;
@@ -295,6 +309,41 @@ class PushTEnv(gym.Env):
         sim.block.angular_velocity = float(state[9])
         sim._last_action = None
 
+    def _reset_to(self, state: np.ndarray) -> None:
+        """Put the simulator into ``state`` if its speeds are within
+        :data:`MAX_STATE_SPEED` and its observation inside the observation space; else
+        raise ``ValueError`` naming the offending entries (and keep the previous state)."""
+        speed = MAX_STATE_SPEED
+        limit = np.array([speed["agent"]] * 2 + [speed["block"]] * 2 + [speed["block_spin"]])
+        velocities = state[[2, 3, 7, 8, 9]]
+        names = [STATE_FIELDS[i] for i in (2, 3, 7, 8, 9)]
+        check_state_bounds(velocities, -limit, limit, names, "the speeds a reset accepts")
+        # positions first, before pymunk sees them (it does not survive absurd ones): within
+        # the bounds of the "state" observation, which holds them
+        bounds = observation_bounds("state", self.params)
+        check_state_bounds(
+            state[[0, 1, 4, 5]],
+            bounds[0, :4],
+            bounds[1, :4],
+            [STATE_FIELDS[i] for i in (0, 1, 4, 5)],
+            "the positions a reset accepts (observation_bounds('state'))",
+        )
+        previous = self.get_state() if hasattr(self.sim, "agent") else None
+        self._set_state(state)
+        obs = self._observation()
+        try:
+            check_state_bounds(
+                obs,
+                self.observation_space.low,
+                self.observation_space.high,
+                [f"{key}[{i}]" for key, (a, b) in self.obs_keys.items() for i in range(b - a)],
+                f"the observation space (obs_type={self.obs_type!r}) in the observation it gives",
+            )
+        except ValueError:
+            if previous is not None:
+                self._set_state(previous)
+            raise
+
     def keypoints(self) -> np.ndarray:
         """The T's 8 keypoints ``(8, 2)`` in gym-pusht's order (see its ``get_keypoints``)."""
         return np.asarray(self.sim.get_keypoints(self.sim._block_shapes), dtype=np.float64)
@@ -320,7 +369,7 @@ class PushTEnv(gym.Env):
             self.sim._np_random = self.np_random
             self.sim.reset()
         else:
-            self._set_state(check_state(state, STATE_DIM, str(STATE_FIELDS)))
+            self._reset_to(check_state(state, STATE_DIM, str(STATE_FIELDS)))
         info = self.sim._get_info()
         info["coverage"] = float(self.sim._get_coverage())
         info["is_success"] = False
@@ -350,3 +399,9 @@ class PushTEnv(gym.Env):
 
     def close(self) -> None:
         self.sim.close()
+        # release the pymunk space now (gym-pusht's space, bodies, shapes and collision
+        # handler form a cycle with the simulator): a space still alive at interpreter
+        # shutdown can crash it, pymunk's cffi callbacks running after their module is gone
+        for name in ("space", "agent", "block", "_block_shapes", "collision_handeler"):
+            if hasattr(self.sim, name):
+                setattr(self.sim, name, None)

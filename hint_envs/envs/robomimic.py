@@ -12,8 +12,9 @@ unstable simulation.
 
 MuJoCo never returns NaN from an unstable step: ``mj_checkPos/Vel/Acc`` reset the data to
 the model's reference pose and count a warning. :class:`RobomimicEnv` watches those
-counters (and the finiteness of every observation); a step that trips them ends the episode
-with ``info["unstable"] = True`` and returns the last good observation.
+counters (and that every observation is finite and inside the observation space); a step
+that trips them ends the episode with ``info["unstable"] = True`` and returns the last good
+observation.
 """
 
 from __future__ import annotations
@@ -26,7 +27,13 @@ import numpy as np
 from gymnasium import spaces
 from scipy.spatial.transform import Rotation
 
-from hint_envs.core import STATE_OPTION, check_action, check_render_args, check_state
+from hint_envs.core import (
+    STATE_OPTION,
+    check_action,
+    check_render_args,
+    check_state,
+    check_state_bounds,
+)
 
 logger = logging.getLogger(__name__)
 
@@ -272,14 +279,17 @@ class RobomimicEnv(gym.Env):
     instance (robomimic's collection rebuilt the model, and redrew the edge, per episode).
     ``options={"state": s}`` instead puts MuJoCo into an exact state: ``s`` is the
     flattened state ``[time, qpos, qvel]`` robomimic stores as ``states`` (``get_state()``
-    returns it; 32 floats for Lift, 71 for Can, 45 for Square). So that a saved state
-    determines the rest of an episode, the null-space posture target of robosuite's OSC is
-    the Panda's noise-free home configuration (robosuite uses the noised start, which no
-    state records); a restored episode then replays bit for bit. One more quantity is
-    not in the MuJoCo state: the gripper's command ramp (``gripper_action()``), which is 0
-    at every episode start, so restoring ``states[0]`` is exact; with a mid-episode state
-    pass it too, ``options={"state": s, "gripper_action": g}``, and the episode replays to
-    within MuJoCo's solver warm start (``qacc_warmstart``, also not in the state; ~1e-5 m).
+    returns it; 32 floats for Lift, 71 for Can, 45 for Square), finite and giving an
+    observation inside the observation space (else ``ValueError`` naming the observation
+    entries out of bounds; the environment is then reset to robosuite's draw). So that a
+    saved state determines the rest of an episode, the null-space posture target of
+    robosuite's OSC is the Panda's noise-free home configuration (robosuite uses the noised
+    start, which no state records); a restored episode then replays bit for bit. One more
+    quantity is not in the MuJoCo state: the gripper's command ramp
+    (``gripper_action()``), which is 0 at every episode start, so restoring ``states[0]``
+    is exact; with a mid-episode state pass it too, ``options={"state": s,
+    "gripper_action": g}``, and the episode replays to within MuJoCo's solver warm start
+    (``qacc_warmstart``, also not in the state; ~1e-5 m).
 
     ## Episode End
     Terminated when robosuite's success check passes (``info["is_success"]``), as robomimic
@@ -466,6 +476,23 @@ class RobomimicEnv(gym.Env):
             start = b
         return np.concatenate(pieces + [flat[start:]])
 
+    def _check_state_observation(self, obs: np.ndarray) -> None:
+        """Raise ``ValueError`` unless the observation of an exact-state reset is finite and
+        inside the observation space, naming the entries out of bounds."""
+        if not np.all(np.isfinite(obs)):
+            raise ValueError(
+                f"options['{STATE_OPTION}'] gives a non-finite observation: {obs.tolist()}"
+            )
+        names = [f"{key}[{i}]" for key, (a, b) in self._obs_keys.items() for i in range(b - a)]
+        check_state_bounds(
+            obs,
+            self.observation_space.low,
+            self.observation_space.high,
+            names,
+            "the observation space in the observation it gives (a state from get_state() "
+            "or a robomimic dataset of this task is inside it)",
+        )
+
     def _gripper(self):
         return self.sim.robots[0].gripper["right"]
 
@@ -531,6 +558,7 @@ class RobomimicEnv(gym.Env):
             self.np_random.integers(2**63)
         ).bit_generator.state
         self.sim.reset()
+        drawn = self.get_state()
         if state is not None:
             self.sim.sim.set_state_from_flattened(state)
             self.sim.sim.forward()
@@ -539,6 +567,17 @@ class RobomimicEnv(gym.Env):
         self._reset_controller()
         self._last_obs = self._observation()
         self._warning_count = self._warnings()
+        if state is not None:
+            try:
+                self._check_state_observation(self._last_obs)
+            except ValueError:  # refused: leave the environment reset to robosuite's draw
+                self.sim.sim.set_state_from_flattened(drawn)
+                self.sim.sim.forward()
+                self._gripper().current_action = np.zeros_like(self.gripper_action())
+                self._reset_controller()
+                self._last_obs = self._observation()
+                self._warning_count = self._warnings()
+                raise
         return self._last_obs.copy(), self._info()
 
     def step(self, action):
@@ -548,7 +587,10 @@ class RobomimicEnv(gym.Env):
         raw, reward, _, _ = self.sim.step(self._robosuite_input(u))
         obs = self._observation(raw=raw)
         warnings = self._warnings()
-        unstable = bool(np.any(warnings > self._warning_count)) or not np.all(np.isfinite(obs))
+        space = self.observation_space
+        unstable = bool(np.any(warnings > self._warning_count)) or not (
+            np.all(obs >= space.low) and np.all(obs <= space.high)  # False for NaN too
+        )
         self._warning_count = warnings
         if unstable:
             logger.warning(

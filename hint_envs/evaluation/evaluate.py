@@ -25,6 +25,7 @@ from typing import Any
 
 import numpy as np
 
+from hint_envs.core import check_noise_level
 from hint_envs.evaluation.metrics import (
     imitation_loss,
     mean_max_reward,
@@ -183,7 +184,10 @@ def evaluate(
         an :class:`EvaluationResult` (``to_dict()`` is JSON-serialisable).
 
     Raises:
-        ValueError: bad seeds, ``rollouts_per_state < 1``, ``eps <= 0``.
+        ValueError: bad seeds, ``rollouts_per_state < 1``, ``eps <= 0``, or a policy whose
+            ``observation_space``/``action_space`` (when it has them) do not have the shapes
+            of the chunk-level env of ``env_id``, ``env_kwargs``, ``chunk_length``,
+            ``obs_horizon`` and ``gains`` (checked before any rollout).
     """
     seeds = _check_seeds(seeds)
     if not seeds:
@@ -193,6 +197,7 @@ def evaluate(
     if not np.isfinite(eps) or eps <= 0:
         raise ValueError(f"eps must be a finite number > 0, got {eps!r}")
     n = int(rollouts_per_state)
+    sigma = check_noise_level(sigma)
     if sigma > 0 and np.ndim(noise_scale) == 0 and float(noise_scale) == 1.0:
         logger.warning(
             "sigma=%g with noise_scale=1: the noise is sigma raw units in every observation "

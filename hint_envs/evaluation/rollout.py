@@ -38,7 +38,12 @@ import numpy as np
 from tqdm.auto import tqdm
 
 from hint_envs._workers import check_workers, spawn_pool, worker_errors
-from hint_envs.core import STATE_OPTION, get_control_indices
+from hint_envs.core import (
+    STATE_OPTION,
+    check_noise_level,
+    check_policy_spaces,
+    get_control_indices,
+)
 from hint_envs.wrappers.primitive_controller import PrimitiveControllerWrapper
 from hint_envs.wrappers.replica_noise import ReplicaNoiseWrapper
 
@@ -186,8 +191,7 @@ def make_chunk_env(
         ``sigma > 0``, else without the noise wrapper. Observations ``(obs_horizon,
         d_obs)``, actions ``(action_dim,)`` composite actions.
     """
-    if not np.isfinite(sigma) or sigma < 0:
-        raise ValueError(f"sigma must be a finite number >= 0, got {sigma!r}")
+    sigma = check_noise_level(sigma)
     env = gym.make(env_id, **(env_kwargs or {}))
     env = PrimitiveControllerWrapper(
         env, chunk_length=chunk_length, obs_horizon=obs_horizon, gains=gains
@@ -195,6 +199,25 @@ def make_chunk_env(
     if sigma > 0:
         env = ReplicaNoiseWrapper(env, sigma=sigma, scale=noise_scale)
     return env
+
+
+def check_policy_fits(policy: Any, env_args: tuple) -> None:
+    """Build the chunk-level env of ``env_args`` (:func:`make_chunk_env`'s arguments) and,
+    when ``policy`` exposes ``observation_space`` and ``action_space`` (SB3 policies do),
+    require their shapes to be the env's (:func:`hint_envs.core.check_policy_spaces`).
+
+    Raises:
+        ValueError: bad environment settings, or a policy made for another environment
+            or other chunk settings.
+    """
+    env = make_chunk_env(*env_args)
+    try:
+        observation_space = getattr(policy, "observation_space", None)
+        action_space = getattr(policy, "action_space", None)
+        if observation_space is not None and action_space is not None:
+            check_policy_spaces(env, observation_space, action_space)
+    finally:
+        env.close()
 
 
 def _check_seeds(seeds: Sequence[int]) -> list[int]:
@@ -452,7 +475,9 @@ def rollout_policy(
         one :class:`EpisodeRecord` per seed, in the order of ``seeds``.
 
     Raises:
-        ValueError: bad seeds, initial states, ``num_envs`` or ``workers``, or actions of
+        ValueError: bad seeds, initial states, ``num_envs`` or ``workers``; a policy
+            whose ``observation_space``/``action_space`` do not have the chunk-level env's
+            shapes (checked before any rollout, :func:`check_policy_fits`); or actions of
             the wrong shape from ``predict``.
     """
     seeds = _check_seeds(seeds)
@@ -472,7 +497,7 @@ def rollout_policy(
     if not seeds:
         return []
     env_args = (env_id, chunk_length, obs_horizon, gains, sigma, noise_scale, env_kwargs)
-    make_chunk_env(*env_args).close()  # bad settings fail here, before any worker starts
+    check_policy_fits(policy, env_args)  # bad settings fail here, before any rollout
     groups = []
     for first in range(0, len(seeds), int(num_envs)):
         indices = list(range(first, min(first + int(num_envs), len(seeds))))

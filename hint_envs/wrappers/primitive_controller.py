@@ -30,6 +30,7 @@ from hint_envs.core import (
     STATE_OPTION,
     CompositeActionLayout,
     check_action,
+    check_flag,
     control_law,
     get_control_indices,
 )
@@ -167,7 +168,8 @@ class PrimitiveControllerWrapper(gym.Wrapper, gym.utils.RecordConstructorArgs):
         gain_bound: bound ``R`` on every gain entry, ``> 0``.
 
     Raises:
-        TypeError: ``env`` is not a control environment or its spaces are not Box.
+        TypeError: ``env`` is not a control environment or its spaces are not Box, or
+            ``gains`` is not a bool (``"False"`` would otherwise mean True).
         ValueError: bad ``chunk_length``, ``obs_horizon``, ``gain_bound`` or control indices.
 
     Example:
@@ -211,7 +213,7 @@ class PrimitiveControllerWrapper(gym.Wrapper, gym.utils.RecordConstructorArgs):
         self.chunk_length = _check_positive_int("chunk_length", chunk_length)
         self.obs_horizon = _check_positive_int("obs_horizon", obs_horizon)
         self.gain_bound = _check_gain_bound(gain_bound)
-        self.gains = bool(gains)
+        self.gains = check_flag("gains", gains)
         indices = get_control_indices(env)  # TypeError naming the env if not a control env
         _check_spaces(env.observation_space, env.action_space, f"the wrapped env {env}")
         obs_space: spaces.Box = env.observation_space
@@ -385,10 +387,11 @@ class PrimitiveControllerVectorWrapper(gym.vector.VectorWrapper, gym.utils.Recor
     inner env must therefore accept steps of a sub-env whose episode ended (the native
     ``PlanarQuadrotorVectorEnv`` does). Gymnasium's ``SyncVectorEnv`` and ``AsyncVectorEnv``
     refuse them when autoreset is disabled, so for those the wrapper first *parks* such a
-    sub-env with an exact-state reset to its current state (``options={"state":
-    get_state()}``, part of the control-environment contract); an exact-state reset must
-    draw no randomness for the result to equal the single-env wrapper. Put vector wrappers
-    that track episodes (e.g. episode statistics) outside this wrapper.
+    sub-env with an exact-state reset to the state its episode ended in (``options={"state":
+    get_state()}`` read at the end, part of the control-environment contract); an
+    exact-state reset must draw no randomness for the result to equal the single-env
+    wrapper. Put vector wrappers that track episodes (e.g. episode statistics) outside this
+    wrapper.
 
     Spaces: ``single_action_space`` ``Box(layout.size,)`` and ``single_observation_space``
     ``Box(obs_horizon, d_obs)`` as in :class:`PrimitiveControllerWrapper`, batched to
@@ -399,7 +402,8 @@ class PrimitiveControllerVectorWrapper(gym.vector.VectorWrapper, gym.utils.Recor
         chunk_length, obs_horizon, gains, gain_bound: as in :class:`PrimitiveControllerWrapper`.
 
     Raises:
-        TypeError: not a VectorEnv, not control environments, or non-Box spaces.
+        TypeError: not a VectorEnv, not control environments, non-Box spaces, or a
+            ``gains`` that is not a bool.
         ValueError: autoreset not disabled, or bad sizes.
 
     Example:
@@ -457,7 +461,7 @@ class PrimitiveControllerVectorWrapper(gym.vector.VectorWrapper, gym.utils.Recor
         self.chunk_length = _check_positive_int("chunk_length", chunk_length)
         self.obs_horizon = _check_positive_int("obs_horizon", obs_horizon)
         self.gain_bound = _check_gain_bound(gain_bound)
-        self.gains = bool(gains)
+        self.gains = check_flag("gains", gains)
         single_obs, single_act = env.single_observation_space, env.single_action_space
         _check_spaces(single_obs, single_act, f"the sub-environments of {env}")
         d_obs = single_obs.shape[0]
@@ -499,6 +503,7 @@ class PrimitiveControllerVectorWrapper(gym.vector.VectorWrapper, gym.utils.Recor
         self._inner_obs: np.ndarray | None = None  # (N, d_obs) current inner observation
         self._needs_reset = np.zeros(n, dtype=bool)  # episode ended at the last chunk step
         self._inner_ended = np.zeros(n, dtype=bool)  # inner env reported an end, not reset
+        self._end_states: dict[int, np.ndarray] = {}  # sub-env -> state it is parked in
 
     def reset(
         self,
@@ -527,6 +532,8 @@ class PrimitiveControllerVectorWrapper(gym.vector.VectorWrapper, gym.utils.Recor
                 )
         obs, infos = self.env.reset(seed=seed, options=options)
         obs = np.asarray(obs, dtype=self._obs_dtype)
+        for i in range(N) if mask is None else np.flatnonzero(mask):
+            self._end_states.pop(int(i), None)
         if mask is None:
             self._history = np.repeat(obs[:, None], self.obs_horizon, axis=1)
             self._inner_obs = obs.copy()
@@ -540,14 +547,19 @@ class PrimitiveControllerVectorWrapper(gym.vector.VectorWrapper, gym.utils.Recor
         return self._history.copy(), infos
 
     def _park(self, mask: np.ndarray) -> None:
-        """Exact-state reset of the sub-envs in ``mask`` to their current state, so that a
-        vector env that refuses steps after an episode end can step them (results ignored)."""
+        """Exact-state reset of the sub-envs in ``mask`` to the state their episode ended
+        in, so that a vector env that refuses steps after an episode end can step them
+        (results ignored). Always the end state, not the current one: placeholder steps
+        from it would otherwise drift out of the states an exact reset accepts."""
         base = self.env.unwrapped
-        states = base.call("get_state")
-        for i in np.flatnonzero(mask):
+        states = None
+        for i in map(int, np.flatnonzero(mask)):
+            if i not in self._end_states:
+                states = base.call("get_state") if states is None else states
+                self._end_states[i] = np.array(states[i])
             one = np.zeros(self.num_envs, dtype=bool)
             one[i] = True
-            base.reset(options={"reset_mask": one, STATE_OPTION: states[i]})
+            base.reset(options={"reset_mask": one, STATE_OPTION: self._end_states[i]})
         self._inner_ended[mask] = False
 
     def step(
@@ -639,6 +651,8 @@ class PrimitiveControllerVectorWrapper(gym.vector.VectorWrapper, gym.utils.Recor
             chunks[resetting] = reset_obs[resetting][:, None]
             self._inner_obs[resetting] = reset_obs[resetting]
             self._inner_ended[resetting] = False
+            for i in np.flatnonzero(resetting):
+                self._end_states.pop(int(i), None)
         self._history = chunks
         self._needs_reset = ended
 

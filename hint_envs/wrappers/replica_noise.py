@@ -9,6 +9,8 @@ import numpy as np
 from gymnasium import spaces
 from gymnasium.vector.utils import batch_space
 
+from hint_envs.core import check_noise_level
+
 __all__ = [
     "REPLICA_NOISE_STREAM",
     "ReplicaNoiseVectorWrapper",
@@ -39,8 +41,7 @@ def add_replica_noise(
         ValueError: negative or non-finite ``sigma``, or a ``scale`` that does not
             broadcast against ``obs``'s last axis.
     """
-    if not np.isfinite(sigma) or sigma < 0:
-        raise ValueError(f"sigma must be a finite number >= 0, got {sigma!r}")
+    sigma = check_noise_level(sigma)
     obs = np.asarray(obs)
     dtype = obs.dtype if np.issubdtype(obs.dtype, np.floating) else np.float64
     scale = np.asarray(scale, dtype=np.float64)
@@ -61,16 +62,8 @@ REPLICA_NOISE_STREAM = 0x7265706C  # "repl"
 
 
 def _check_sigma(sigma: Any) -> float:
-    """Validate a noise level: a finite number ``>= 0``; returns it as a float."""
-    if isinstance(sigma, bool):
-        raise TypeError(f"sigma must be a number >= 0, got {sigma!r}")
-    try:
-        value = float(sigma)
-    except (TypeError, ValueError):
-        raise TypeError(f"sigma must be a number >= 0, got {sigma!r}") from None
-    if not np.isfinite(value) or value < 0:
-        raise ValueError(f"sigma must be a finite number >= 0, got {sigma!r}")
-    return value
+    """Validate a noise level: a real number (not a string or bool), finite, ``>= 0``."""
+    return check_noise_level(sigma)
 
 
 def _check_scale(scale: Any, obs_shape: tuple[int, ...]) -> np.ndarray:
@@ -127,7 +120,8 @@ class ReplicaNoiseWrapper(gym.ObservationWrapper, gym.utils.RecordConstructorArg
             :attr:`~hint_envs.data.normalization.RangeNormalizer.noise_scale`.
 
     Raises:
-        TypeError: non-Box observation space, or a non-numeric ``sigma``.
+        TypeError: non-Box observation space, or a ``sigma`` that is not a real number
+            (a string such as ``"0.1"``, a bool, None).
         ValueError: negative or non-finite ``sigma``; a ``scale`` of the wrong shape or
             with negative or non-finite entries.
 

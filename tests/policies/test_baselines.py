@@ -71,10 +71,9 @@ def _observations(config, n=3):
         (MLPBCConfig, dict(chunk_length=17, horizon=16), r"chunk_length \(executed .*, 17\)"),
         (MLPBCConfig, dict(obs_horizon=0), "obs_horizon must be a positive integer, got 0"),
         (MLPBCConfig, dict(horizon=2.5), "horizon must be a positive integer, got 2.5"),
-        (MLPBCConfig, dict(gains="yes"), "gains must be True or False, got 'yes'"),
         (MLPBCConfig, dict(widths=()), "widths must not be empty"),
         (MLPBCConfig, dict(widths=(64, 0)), "every entry of widths must be a positive integer"),
-        (MLPBCConfig, dict(sigma=-0.1), r"sigma .* must be >= 0.0, got -0.1"),
+        (MLPBCConfig, dict(sigma=-0.1), r"sigma must be a finite number >= 0, got -0.1"),
         (MLPBCConfig, dict(n_aug=0), "n_aug must be a positive integer, got 0"),
         (DiffusionBCConfig, dict(dm_weight=-1.0), r"dm_weight \(lambda\) must be >= 0.0"),
         (DiffusionBCConfig, dict(dm_weight=float("nan")), "dm_weight .* must be a finite"),
@@ -89,6 +88,19 @@ def _observations(config, n=3):
 )
 def test_configs_reject_bad_values(cls, kwargs, message):
     with pytest.raises(ValueError, match=message):
+        cls(**kwargs)
+
+
+@pytest.mark.parametrize("cls", [MLPBCConfig, DiffusionBCConfig])
+@pytest.mark.parametrize(
+    ("kwargs", "message"),
+    [
+        (dict(gains="False"), r"gains must be True or False, got 'False' \(str\)"),
+        (dict(sigma="0.1"), r"sigma must be a real number >= 0 .*got '0.1' \(str\)"),
+    ],
+)
+def test_configs_reject_wrong_types(cls, kwargs, message):
+    with pytest.raises(TypeError, match=message):
         cls(**kwargs)
 
 

@@ -13,14 +13,13 @@ from policies.config import DDPMPolicyConfig, TrainConfig
     ("kwargs", "message"),
     [
         (dict(chunk_length=17, horizon=16), r"chunk_length \(executed controllers, 17\)"),
-        (dict(sigma=-0.1), r"sigma .* must be >= 0.0, got -0.1"),
-        (dict(sigma=float("nan")), "sigma .* must be a finite number"),
+        (dict(sigma=-0.1), r"sigma must be a finite number >= 0, got -0.1"),
+        (dict(sigma=float("nan")), "sigma must be a finite number"),
         (dict(denoiser="transformer"), r"unknown denoiser 'transformer'"),
         (dict(scheduler="euler"), r"unknown scheduler 'euler'"),
         (dict(obs_horizon=0), "obs_horizon must be a positive integer, got 0"),
         (dict(horizon=2.5), "horizon must be a positive integer, got 2.5"),
         (dict(n_aug=0), "n_aug must be a positive integer, got 0"),
-        (dict(gains="yes"), "gains must be True or False, got 'yes'"),
         (dict(widths=()), r"widths must not be empty"),
         (dict(widths=(64, -1)), "every entry of widths must be a positive integer, got -1"),
         (dict(kernel_size=4), "kernel_size must be odd"),
@@ -36,6 +35,28 @@ from policies.config import DDPMPolicyConfig, TrainConfig
 def test_policy_config_rejects_bad_values(kwargs, message):
     with pytest.raises(ValueError, match=message):
         DDPMPolicyConfig(**kwargs)
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "message"),
+    [
+        (dict(gains="yes"), r"gains must be True or False, got 'yes' \(str\)"),
+        (dict(gains="False"), r"gains must be True or False, got 'False' \(str\)"),
+        (dict(ema=1), r"ema must be True or False, got 1 \(int\)"),
+        (dict(sigma="0.1"), r"sigma must be a real number >= 0 .*got '0.1' \(str\)"),
+        (dict(sigma=True), r"sigma must be a real number >= 0 .*got True \(bool\)"),
+    ],
+)
+def test_policy_config_rejects_wrong_types(kwargs, message):
+    with pytest.raises(TypeError, match=message):
+        DDPMPolicyConfig(**kwargs)
+
+
+def test_policy_config_accepts_numpy_scalars():
+    import numpy as np
+
+    config = DDPMPolicyConfig(gains=np.bool_(False), sigma=np.float32(0.25))
+    assert config.gains is False and type(config.sigma) is float and config.sigma == 0.25
 
 
 def test_policy_config_defaults_are_the_cpu_defaults():

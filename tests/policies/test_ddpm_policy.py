@@ -67,6 +67,48 @@ def test_predict_shapes_dtypes_and_bounds(policy):
     np.testing.assert_allclose(a32, a64, rtol=1e-5, atol=1e-5)
 
 
+@pytest.mark.parametrize("bad", [np.nan, np.inf, -np.inf])
+def test_predict_rejects_non_finite_observations(policy, bad):
+    """A NaN observation used to come back as an all-NaN composite action."""
+    obs, _ = make_chunk_env(policy.config).reset(seed=0)
+    batch = np.stack([obs, obs, obs])
+    batch[1, 0, 2] = bad
+    with pytest.raises(
+        ValueError, match=r"observation batch contains NaN or inf \(batch rows \[1\]\)"
+    ):
+        policy.predict(batch)
+    single = obs.copy()
+    single[-1, -1] = bad
+    with pytest.raises(ValueError, match=r"contains NaN or inf \(batch rows \[0\]\)"):
+        policy.predict(single, deterministic=True)
+
+
+def test_evaluate_rejects_a_policy_made_for_another_chunk_env_before_any_rollout(
+    demos, monkeypatch
+):
+    """The policy's spaces are checked against the chunk env's (the same check as
+    load_policy(dir, env=...)), instead of failing inside the network mid-rollout."""
+    from hint_envs.evaluation import evaluate, rollout
+
+    policy = make_policy(demos, tiny_config())  # (2, 6) observations, 4 x 20 actions
+
+    class NoRollouts:
+        def __init__(self, *args, **kwargs):
+            raise AssertionError("a rollout started")
+
+    monkeypatch.setattr(rollout, "_GroupRunner", NoRollouts)
+    common = dict(seeds=[0], expert=False, progress=False)
+    with pytest.raises(ValueError, match=r"action space has shape \(40,\) .* \(80,\)"):
+        evaluate(policy, ENV_ID, chunk_length=2, obs_horizon=2, gains=True, **common)
+    with pytest.raises(ValueError, match=r"observation space has shape \(3, 6\) .* \(2, 6\)"):
+        evaluate(policy, ENV_ID, chunk_length=4, obs_horizon=3, gains=True, **common)
+    with pytest.raises(ValueError, match=r"action space has shape \(8,\) .* \(80,\)"):
+        evaluate(policy, ENV_ID, chunk_length=4, obs_horizon=2, gains=False, **common)
+    pytest.importorskip("gym_pusht")
+    with pytest.raises(ValueError, match=r"observation space has shape \(2, 5\) .* \(2, 6\)"):
+        evaluate(policy, "hint_envs/PushT-v0", chunk_length=4, obs_horizon=2, gains=True, **common)
+
+
 def test_predict_first_chunk_length_controllers_of_the_sampled_chunk(policy):
     obs, _ = make_chunk_env(policy.config).reset(seed=1)
     chunk = policy.sample_chunk(obs[None], deterministic=True).numpy()

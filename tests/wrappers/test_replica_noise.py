@@ -227,7 +227,7 @@ def test_bad_sigma_is_rejected_with_its_value(sigma):
 
 
 def test_non_numeric_sigma_is_rejected():
-    with pytest.raises(TypeError, match="sigma must be a number"):
+    with pytest.raises(TypeError, match="sigma must be a real number"):
         ReplicaNoiseWrapper(ConstantObsEnv(np.zeros(2)), sigma="0.1x")
 
 

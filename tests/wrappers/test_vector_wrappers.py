@@ -258,3 +258,38 @@ def test_noise_vector_wrapper_rejects_bad_inputs():
     envs.set_sigma(0.2)
     assert np.all(np.isinf(envs.observation_space.high))
     assert envs.observation_space.shape == (2, 6)
+
+
+@pytest.mark.parametrize("gains", ["False", "True", 0, 1, None])
+def test_wrappers_reject_gains_that_are_not_bools(gains):
+    """``bool("False")`` is True: a string must not silently mean the opposite."""
+    match = rf"gains must be True or False, got {gains!r}"
+    with pytest.raises(TypeError, match=match):
+        PrimitiveControllerWrapper(gym.make(QUAD), T, H, gains=gains)
+    with pytest.raises(TypeError, match=match):
+        PrimitiveControllerVectorWrapper(inner_vector("native"), T, H, gains=gains)
+
+
+def test_wrappers_accept_numpy_bool_gains():
+    env = PrimitiveControllerWrapper(gym.make(QUAD), T, H, gains=np.bool_(False))
+    vector = PrimitiveControllerVectorWrapper(inner_vector("native"), T, H, gains=np.False_)
+    assert env.gains is False and vector.gains is False
+    assert env.layout.size == vector.layout.size == T * 2
+
+
+@pytest.mark.parametrize("sigma", ["0.1", True, None, b"0.1", np.array([0.1])])
+def test_noise_wrappers_reject_sigma_that_is_not_a_number(sigma):
+    match = r"sigma must be a real number >= 0 \(noise level in normalised units\), got"
+    with pytest.raises(TypeError, match=match):
+        ReplicaNoiseWrapper(gym.make(QUAD), sigma=sigma)
+    with pytest.raises(TypeError, match=match):
+        ReplicaNoiseVectorWrapper(gym.make_vec(QUAD, num_envs=2), sigma=sigma)
+    env = ReplicaNoiseWrapper(gym.make(QUAD), sigma=0.1)
+    with pytest.raises(TypeError, match=match):
+        env.set_sigma(sigma)
+    assert env.sigma == 0.1
+
+
+def test_noise_wrappers_accept_numpy_scalars():
+    env = ReplicaNoiseWrapper(gym.make(QUAD), sigma=np.float32(0.5))
+    assert type(env.sigma) is float and env.sigma == 0.5

@@ -18,6 +18,7 @@ from typing import Any
 
 from tqdm.auto import tqdm
 
+from hint_envs._io import ignore_sigint, stop_workers
 from hint_envs.experts import make_expert
 from hint_envs.experts.base import Demonstration, Expert
 
@@ -145,7 +146,10 @@ def collect_demonstrations(
     pool = None
     if workers > 1:
         # spawn: safe with threads and identical on every platform
-        pool = ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("spawn"))
+        # workers ignore Ctrl-C: this process reports it and stops them (finally below)
+        pool = ProcessPoolExecutor(
+            workers, mp_context=multiprocessing.get_context("spawn"), initializer=ignore_sigint
+        )
     kept: list[Demonstration] = []
     attempts = 0
     bar = tqdm(total=episodes, desc=f"collecting {env_id}", unit="demo", disable=not progress)
@@ -162,6 +166,11 @@ def collect_demonstrations(
                 if len(kept) < episodes and (demo.success or not only_success):
                     kept.append(demo)
                     bar.update(1)
+    except KeyboardInterrupt:  # Ctrl-C: stop the running episodes now
+        if pool is not None:
+            stop_workers(pool)
+            pool = None
+        raise
     finally:
         bar.close()
         if pool is not None:

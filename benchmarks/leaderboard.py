@@ -50,6 +50,8 @@ from leaderboard_lib.runs import (
 from leaderboard_lib.suite import SuiteError, expand, load_suite
 from tqdm import tqdm
 
+from hint_envs._io import interrupted
+
 
 @dataclass
 class Args:
@@ -122,7 +124,9 @@ def parse_args() -> Args:
     return args
 
 
-if __name__ == "__main__":
+def main() -> int:
+    """Run the suite the command line names and write its report; returns the exit status
+    (130 after Ctrl-C, the runs finished so far keeping their records)."""
     args = parse_args()
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
     started = time.perf_counter()
@@ -170,57 +174,69 @@ if __name__ == "__main__":
     workers = args.workers or min(os.cpu_count() or 1, max(len(todo), 1))
 
     # --- demonstrations: collected once per (env, expert seeds), cached under out/demos
-    failures = []
-    if todo:
-        demo_files = prepare_demos([job.spec.demos for job in todo], out_dir, workers=workers)
-        commit = git_commit()
-        where = f"{args.backend} backend" + (
-            f", {workers} worker(s)"
-            if args.backend == "local"
-            else f" at {args.address or 'a local Ray'}"
-        )
-        print(f"running {len(todo)} jobs on the {where}, {args.threads} torch thread(s) per job")
+    failures, bar = [], None
+    try:
+        if todo:
+            demo_files = prepare_demos([job.spec.demos for job in todo], out_dir, workers=workers)
+            commit = git_commit()
+            where = f"{args.backend} backend" + (
+                f", {workers} worker(s)"
+                if args.backend == "local"
+                else f" at {args.address or 'a local Ray'}"
+            )
+            print(
+                f"running {len(todo)} jobs on the {where}, {args.threads} torch thread(s) per job"
+            )
 
-        # --- the loop: run jobs, write each record as soon as its job is done
-        bar = tqdm(total=total, initial=total - todo_runs, desc="runs", unit="run", smoothing=0)
-        outcomes = execute(
-            todo,
-            [demo_files[job.spec.demos] for job in todo],
-            backend=args.backend,
-            workers=workers,
-            threads=args.threads,
-            address=args.address,
-            gpus=args.gpus_per_job,
-            tensorboard=None if args.tensorboard is None else Path(args.tensorboard),
-        )
-        for job, outcome in outcomes:
-            if isinstance(outcome, BaseException):
-                failures.append(job)
-                tqdm.write(f"FAILED {job.name}: {type(outcome).__name__}: {outcome}")
-                continue
-            for run, record in zip(job.runs, outcome, strict=True):
-                record["provenance"] = provenance(suite.path, args.backend, commit)
-                write_record(record_file(out_dir, run), record)
-                metric = next(b.metric for b in suite.envs if b.env_id == run.env_id)
-                value = record["metrics"].get(metric, {}).get("mean", float("nan"))
-                timing = record["timing"]
-                tqdm.write(
-                    f"{run.name}: {metric} {value:.3f} "
-                    f"(train {timing['train_s']:.0f} s, eval {timing['eval_s']:.0f} s)"
-                )
-                bar.update(1)
-        bar.close()
-        log_session(
-            out_dir,
-            {
-                "finished": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
-                "wall_s": time.perf_counter() - started,
-                "runs": bar.n - bar.initial,
-                "failed_jobs": len(failures),
-                "where": f"{where}, {args.threads} thread(s) per job",
-                "host": platform.node(),
-                "cpus": os.cpu_count(),
-            },
+            # --- the loop: run jobs, write each record as soon as its job is done
+            bar = tqdm(total=total, initial=total - todo_runs, desc="runs", unit="run", smoothing=0)
+            outcomes = execute(
+                todo,
+                [demo_files[job.spec.demos] for job in todo],
+                backend=args.backend,
+                workers=workers,
+                threads=args.threads,
+                address=args.address,
+                gpus=args.gpus_per_job,
+                tensorboard=None if args.tensorboard is None else Path(args.tensorboard),
+            )
+            for job, outcome in outcomes:
+                if isinstance(outcome, BaseException):
+                    failures.append(job)
+                    tqdm.write(f"FAILED {job.name}: {type(outcome).__name__}: {outcome}")
+                    continue
+                for run, record in zip(job.runs, outcome, strict=True):
+                    record["provenance"] = provenance(suite.path, args.backend, commit)
+                    write_record(record_file(out_dir, run), record)
+                    metric = next(b.metric for b in suite.envs if b.env_id == run.env_id)
+                    value = record["metrics"].get(metric, {}).get("mean", float("nan"))
+                    timing = record["timing"]
+                    tqdm.write(
+                        f"{run.name}: {metric} {value:.3f} "
+                        f"(train {timing['train_s']:.0f} s, eval {timing['eval_s']:.0f} s)"
+                    )
+                    bar.update(1)
+            bar.close()
+            log_session(
+                out_dir,
+                {
+                    "finished": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
+                    "wall_s": time.perf_counter() - started,
+                    "runs": bar.n - bar.initial,
+                    "failed_jobs": len(failures),
+                    "where": f"{where}, {args.threads} thread(s) per job",
+                    "host": platform.node(),
+                    "cpus": os.cpu_count(),
+                },
+            )
+    except KeyboardInterrupt:
+        if bar is not None:
+            bar.close()
+        recorded = total - sum(len(job.runs) for job in pending(jobs, out_dir))
+        return interrupted(
+            "leaderboard",
+            f"{recorded} of {total} runs recorded in {out_dir}; rerun the same command to "
+            "resume from there",
         )
 
     # --- the report, regenerated from every record of the suite (all envs, even with --only)
@@ -239,3 +255,11 @@ if __name__ == "__main__":
     print(f"wall time: {time.perf_counter() - started:.0f} s")
     if failures:
         sys.exit(f"{len(failures)} jobs failed; rerun the same command to retry them")
+    return 0
+
+
+if __name__ == "__main__":
+    try:
+        sys.exit(main())
+    except KeyboardInterrupt:  # before or after the runs: no record was being computed
+        sys.exit(interrupted("leaderboard", "no run was in progress; rerun the same command"))

@@ -14,6 +14,7 @@ from __future__ import annotations
 import ast
 import contextlib
 import multiprocessing
+import signal
 import sys
 from collections.abc import Callable, Iterator
 from concurrent.futures import ProcessPoolExecutor
@@ -23,7 +24,14 @@ from typing import Any
 
 import numpy as np
 
-__all__ = ["check_workers", "spawn_pool", "worker_errors"]
+__all__ = [
+    "check_workers",
+    "ignore_sigint",
+    "spawn_pool",
+    "stop_workers",
+    "worker_errors",
+    "worker_pool",
+]
 
 _GUARD_HINT = (
     'put the call under `if __name__ == "__main__":` (spawned workers re-import the '
@@ -81,7 +89,8 @@ def spawn_pool(
     workers: int, initializer: Callable[..., Any] | None = None, initargs: tuple = ()
 ) -> ProcessPoolExecutor:
     """A pool of ``workers`` spawned processes, each set up once by
-    ``initializer(*initargs)``.
+    ``initializer(*initargs)``. The workers ignore Ctrl-C: the calling process reports it
+    and stops them (:func:`worker_pool`).
 
     Raises:
         RuntimeError: the call comes from a script's top level without a
@@ -97,9 +106,15 @@ def spawn_pool(
     return ProcessPoolExecutor(
         workers,
         mp_context=multiprocessing.get_context("spawn"),
-        initializer=initializer,
-        initargs=initargs,
+        initializer=_start_worker,
+        initargs=(initializer, initargs),
     )
+
+
+def _start_worker(initializer: Callable[..., Any] | None, initargs: tuple) -> None:
+    ignore_sigint()
+    if initializer is not None:
+        initializer(*initargs)
 
 
 @contextlib.contextmanager
@@ -113,3 +128,53 @@ def worker_errors(what: str) -> Iterator[None]:
             f"a worker process of {what} died before finishing (killed, out of memory, or "
             f"it failed to start: if its error above mentions bootstrapping, {_GUARD_HINT})"
         ) from error
+
+
+def ignore_sigint() -> None:
+    """Make this process ignore SIGINT: the initializer of worker processes.
+
+    Ctrl-C in a terminal signals every process of the job; workers ignoring it let the
+    main process alone report the interruption and stop them, instead of each worker
+    printing its own traceback.
+    """
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+
+
+def stop_workers(pool: Any) -> None:
+    """Stop a ``concurrent.futures.ProcessPoolExecutor`` now, killing running tasks.
+
+    ``pool.shutdown`` alone waits for the running tasks to finish, which after Ctrl-C can
+    take minutes (the workers ignore SIGINT, :func:`ignore_sigint`); Python 3.14 has
+    ``pool.terminate_workers()`` for this.
+    """
+    processes = list((getattr(pool, "_processes", None) or {}).values())
+    pool.shutdown(wait=False, cancel_futures=True)
+    for process in processes:
+        process.terminate()
+    for process in processes:
+        process.join()
+    pool.shutdown(wait=True)  # the pool's thread sees its workers gone and frees its queues
+
+
+@contextlib.contextmanager
+def worker_pool(
+    workers: int,
+    what: str,
+    initializer: Callable[..., Any] | None = None,
+    initargs: tuple = (),
+) -> Iterator[ProcessPoolExecutor | None]:
+    """:func:`spawn_pool` for a ``with`` block (None when ``workers == 1``: run in this
+    process). A dead worker becomes a RuntimeError naming ``what``; Ctrl-C stops the
+    workers at once; on leaving, the pool is shut down without starting queued tasks."""
+    if workers == 1:
+        yield None
+        return
+    pool = spawn_pool(workers, initializer, initargs)
+    try:
+        with worker_errors(what):
+            yield pool
+    except KeyboardInterrupt:
+        stop_workers(pool)
+        raise
+    finally:
+        pool.shutdown(cancel_futures=True)

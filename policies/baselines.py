@@ -56,6 +56,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from hint_envs._io import atomic_dir
 from hint_envs.core import CompositeActionLayout
 from hint_envs.data.normalization import NormalizationStats
 from policies.base import ChunkPolicyBase
@@ -446,12 +447,14 @@ def _check_types(config: Any, config_class: type, train_config: Any) -> TrainCon
 
 
 def _checkpointer(policy: MLPBCPolicy, out_dir: Path | None) -> Callable[[int], None] | None:
-    """Save ``policy`` under ``out_dir/checkpoints/step_XXXXXXX/`` (None: no checkpoints)."""
+    """Save ``policy`` under ``out_dir/checkpoints/step_XXXXXXX/`` (None: no checkpoints),
+    each folder complete or absent (:func:`hint_envs._io.atomic_dir`)."""
     if out_dir is None:
         return None
 
     def checkpoint(step: int) -> None:
-        save_policy(policy, out_dir / "checkpoints" / f"step_{step:07d}")
+        with atomic_dir(out_dir / "checkpoints" / f"step_{step:07d}") as folder:
+            save_policy(policy, folder)
 
     return checkpoint
 

@@ -152,6 +152,12 @@ def build_parser() -> argparse.ArgumentParser:
         help="checkpoint every K steps (0: final only)",
     )
     training.add_argument(
+        "--resume",
+        action="store_true",
+        help="continue from the last checkpoint in OUT/checkpoints (same settings and data; "
+        "from scratch if there is none); the result is bit-identical to an uninterrupted run",
+    )
+    training.add_argument(
         "--threads", type=int, default=train_defaults.num_threads, help="torch CPU threads"
     )
     training.add_argument("--device", default=train_defaults.device, help="cpu, cuda or cuda:N")
@@ -174,8 +180,28 @@ def build_parser() -> argparse.ArgumentParser:
 
 @command_line_errors("hint-train")
 def main(argv: Sequence[str] | None = None) -> int:
-    """Entry point of ``hint-train``; returns the exit status."""
+    """Entry point of ``hint-train``; returns the exit status (130 after Ctrl-C)."""
     args = build_parser().parse_args(argv)
+    try:
+        return _train_main(args)
+    except KeyboardInterrupt:
+        return _interrupted(args.out)
+
+
+def _interrupted(out: Path) -> int:
+    """Ctrl-C: one line saying which checkpoint is kept and how to continue."""
+    from hint_envs._io import interrupted
+    from policies.training import CHECKPOINTS, latest_checkpoints
+
+    found = latest_checkpoints(out / CHECKPOINTS)
+    if not found:
+        return interrupted("hint-train", "no checkpoint written yet; rerun to start over")
+    return interrupted(
+        "hint-train", f"checkpoint {found[0]} kept; rerun with --resume to continue from it"
+    )
+
+
+def _train_main(args: argparse.Namespace) -> int:
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
     try:
         config = DDPMPolicyConfig(
@@ -242,7 +268,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
     from hint_envs.data.chunks import ChunkDataset
     from policies.devices import check_device
-    from policies.training import train
+    from policies.training import CheckpointMismatchError, train
 
     try:
         check_device(train_config.device)
@@ -263,15 +289,20 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 2
     print(f"{dataset}")
     start = time.perf_counter()
-    policy = train(
-        dataset,
-        config,
-        train_config,
-        out_dir=args.out,
-        seed=args.seed,
-        progress=not args.no_progress,
-        tensorboard_dir=args.tensorboard,
-    )
+    try:
+        policy = train(
+            dataset,
+            config,
+            train_config,
+            out_dir=args.out,
+            seed=args.seed,
+            progress=not args.no_progress,
+            tensorboard_dir=args.tensorboard,
+            resume=args.resume,
+        )
+    except CheckpointMismatchError as error:
+        print(f"hint-train: error: cannot resume: {error}", file=sys.stderr)
+        return 2
     print(
         f"trained in {time.perf_counter() - start:.1f} s, final loss "
         f"{policy.train_history[-1]['loss']:.4f}; saved to {args.out}"

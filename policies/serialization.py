@@ -16,8 +16,9 @@ are saved alike. A saved policy is a directory with two files:
     (``mlp.*``) and, for DBC, the diffusion model (``diffusion.*``); and the normaliser
     buffers.
 
-Each file is written to a temporary name and renamed into place (atomic on POSIX), the
-weights first, so a reader never sees a config that points at half-written weights.
+Each file is written to a temporary name and renamed into place (atomic on POSIX;
+:func:`hint_envs._io.atomic_write_bytes`, re-exported here), the weights first, so a
+reader never sees a config that points at half-written weights.
 Reloading gives bit-identical actions for a fixed seed.
 """
 
@@ -28,7 +29,6 @@ import importlib
 import json
 import math
 import os
-import tempfile
 from pathlib import Path
 from typing import Any
 
@@ -40,6 +40,7 @@ from safetensors.torch import load as load_safetensors
 from safetensors.torch import save as save_safetensors
 
 import hint_envs
+from hint_envs._io import atomic_write_bytes, atomic_write_json
 from hint_envs.core import CompositeActionLayout, check_policy_spaces
 from hint_envs.data.normalization import NormalizationStats
 from policies.base import ChunkPolicyBase
@@ -70,28 +71,6 @@ _MODULES = {
 }
 CONFIG_FILE = "config.json"
 WEIGHTS_FILE = "model.safetensors"
-
-
-def atomic_write_bytes(path: str | os.PathLike, data: bytes) -> None:
-    """Write ``data`` to ``path`` through a temporary file in the same directory."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "wb") as handle:
-            handle.write(data)
-            handle.flush()
-            os.fsync(handle.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
-
-
-def atomic_write_json(path: str | os.PathLike, data: Any) -> None:
-    """Write ``data`` as indented JSON to ``path`` atomically (no NaN/inf allowed)."""
-    atomic_write_bytes(path, (json.dumps(data, indent=2, allow_nan=False) + "\n").encode())
 
 
 def _encode_floats(array: np.ndarray) -> list:

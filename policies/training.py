@@ -22,10 +22,13 @@ the baselines' trainers in :mod:`policies.baselines`.
 
 from __future__ import annotations
 
+import hashlib
+import json
 import logging
 import time
 from collections.abc import Callable
 from contextlib import contextmanager
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any, Protocol
 
@@ -33,23 +36,45 @@ import gymnasium as gym
 import numpy as np
 import torch
 from diffusers.optimization import get_cosine_schedule_with_warmup
+from safetensors import SafetensorError
+from safetensors.torch import load as load_safetensors
+from safetensors.torch import save as save_safetensors
 from tqdm.auto import tqdm
 
 import hint_envs
+from hint_envs._io import atomic_dir, remove_temporaries
 from hint_envs.core import CompositeActionLayout
 from hint_envs.data.normalization import NormalizationStats
 from hint_envs.wrappers.replica_noise import add_replica_noise
 from policies.config import DDPMPolicyConfig, TrainConfig
 from policies.ddpm import DDPMChunkingPolicy
 from policies.logging_tb import TensorBoardWriter
-from policies.serialization import atomic_write_json, save_policy
+from policies.serialization import atomic_write_json, load_policy, save_policy
 
-__all__ = ["train", "chunk_env_spaces", "noised_observations"]
+__all__ = [
+    "train",
+    "chunk_env_spaces",
+    "noised_observations",
+    "latest_checkpoints",
+    "CheckpointMismatchError",
+]
 
 logger = logging.getLogger(__name__)
 
 #: File in ``out_dir`` with the training configuration and the loss history.
 TRAINING_LOG = "training.json"
+#: Folder in ``out_dir`` with one ``step_XXXXXXX`` folder per checkpoint.
+CHECKPOINTS = "checkpoints"
+#: Files of a checkpoint beside its saved policy: what continuing the training needs.
+STATE_FILE = "training_state.json"
+STATE_TENSORS = "training_state.safetensors"
+STATE_FORMAT = "hint_envs.policies.TrainingState/1"
+#: Train settings a resumed run may change: they do not change the schedule.
+RESUMABLE_CHANGES = ("checkpoint_every", "num_threads", "device")
+
+
+class CheckpointMismatchError(ValueError):
+    """A checkpoint was written by a training run with other settings or data."""
 
 
 class ChunkData(Protocol):
@@ -216,6 +241,14 @@ class _Batches:
         self._perm = torch.empty(0, dtype=torch.long, device=device)
         self._cursor = 0
 
+    def get_state(self) -> tuple[torch.Tensor, int]:
+        """The current permutation and the position in it (for a checkpoint)."""
+        return self._perm, self._cursor
+
+    def set_state(self, permutation: torch.Tensor, cursor: int) -> None:
+        """Continue from a :meth:`get_state` of a batcher built alike."""
+        self._perm, self._cursor = permutation.to(self.device), int(cursor)
+
     def next(self) -> tuple[torch.Tensor, torch.Tensor]:
         """The next batch: ``obs (B, T_obs * D_obs)`` and ``action (B, H, D_ctrl)``, both
         normalised float32."""
@@ -235,6 +268,36 @@ class _Batches:
         return obs_batch, action_batch
 
 
+@dataclass
+class LoopState:
+    """Where :func:`_optimize` stands: what a checkpoint needs to continue the loop.
+
+    Attributes:
+        step: gradient steps done.
+        history: the loss history so far (entries as :func:`_optimize` returns them).
+        running: sums of the loss (and extras) since the last history entry.
+        count: steps summed in ``running``.
+        seconds: seconds spent in the loop so far (over every session).
+        lr_schedule: the learning-rate scheduler's ``state_dict()`` (plain numbers).
+    """
+
+    step: int = 0
+    history: list[dict[str, float]] = field(default_factory=list)
+    running: dict[str, float] = field(default_factory=dict)
+    count: int = 0
+    seconds: float = 0.0
+    lr_schedule: dict[str, Any] | None = None
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON-ready dict."""
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> LoopState:
+        """Inverse of :meth:`to_dict`."""
+        return cls(**data)
+
+
 def _optimize(
     optimizer: torch.optim.Optimizer,
     step_loss: Callable[[], tuple[torch.Tensor, dict[str, float]]],
@@ -245,6 +308,7 @@ def _optimize(
     after_step: Callable[[], Any] | None = None,
     checkpoint: Callable[[int], None] | None = None,
     tensorboard_dir: str | Path | None = None,
+    state: LoopState | None = None,
 ) -> tuple[list[dict[str, float]], float]:
     """The gradient loop every trainer of :mod:`policies` runs.
 
@@ -257,52 +321,73 @@ def _optimize(
     ``tensorboard_dir``, every recorded entry also goes to TensorBoard as ``<desc>/loss``,
     ``<desc>/lr``, ... (:class:`policies.logging_tb.TensorBoardWriter`).
 
+    ``state`` is kept up to date while the loop runs (``checkpoint`` saves it with the
+    optimiser); given one from a checkpoint (its ``step > 0``), the loop continues after
+    that step with the learning rate the schedule had there (the optimiser must hold its
+    state of that step).
+
     Returns:
-        the history, a list of ``{"step", "loss", "lr", **extras}``, and the seconds taken.
+        the history, a list of ``{"step", "loss", "lr", **extras}``, and the seconds taken
+        (over every session of a resumed loop).
     """
+    state = state if state is not None else LoopState()
     board = None
     if tensorboard_dir is not None:  # tags like train/loss, diffusion_bc/policy/loss
         board = TensorBoardWriter(tensorboard_dir, desc.replace(": ", "/").replace(" ", "_"))
     lr_schedule = get_cosine_schedule_with_warmup(optimizer, train_config.warmup_steps, steps)
+    if state.lr_schedule is not None:
+        lr_schedule.load_state_dict(dict(state.lr_schedule))  # (it pops from its argument)
+        for group, lr in zip(optimizer.param_groups, lr_schedule.get_last_lr(), strict=True):
+            group["lr"] = lr
     parameters = [p for group in optimizer.param_groups for p in group["params"]]
-    history: list[dict[str, float]] = []
-    running: dict[str, float] = {}
-    count = 0
-    start = time.perf_counter()
-    bar = tqdm(range(1, steps + 1), desc=desc, disable=not progress)
-    for step in bar:
-        loss, extras = step_loss()
-        optimizer.zero_grad(set_to_none=True)
-        loss.backward()
-        if train_config.grad_clip is not None:
-            torch.nn.utils.clip_grad_norm_(parameters, train_config.grad_clip)
-        optimizer.step()
-        lr_schedule.step()
-        if after_step is not None:
-            after_step()
+    history = state.history
+    start = time.perf_counter() - state.seconds
+    bar = tqdm(
+        range(state.step + 1, steps + 1),
+        desc=desc,
+        disable=not progress,
+        total=steps,
+        initial=state.step,
+    )
+    try:
+        for step in bar:
+            loss, extras = step_loss()
+            optimizer.zero_grad(set_to_none=True)
+            loss.backward()
+            if train_config.grad_clip is not None:
+                torch.nn.utils.clip_grad_norm_(parameters, train_config.grad_clip)
+            optimizer.step()
+            lr_schedule.step()
+            if after_step is not None:
+                after_step()
 
-        for key, value in (("loss", loss.item()), *extras.items()):
-            running[key] = running.get(key, 0.0) + value
-        count += 1
-        if step % train_config.log_every == 0 or step == steps:
-            entry = {"step": step, "loss": running.pop("loss") / count}
-            entry["lr"] = lr_schedule.get_last_lr()[0]
-            entry.update({key: total / count for key, total in running.items()})
-            history.append(entry)
-            if board is not None:
-                board.scalars(step, entry)
-            bar.set_postfix(loss=f"{entry['loss']:.4f}")
-            running, count = {}, 0
-        if (
-            checkpoint is not None
-            and train_config.checkpoint_every
-            and step % train_config.checkpoint_every == 0
-            and step != steps
-        ):
-            checkpoint(step)
-    bar.close()
-    if board is not None:
-        board.close()
+            running = state.running
+            for key, value in (("loss", loss.item()), *extras.items()):
+                running[key] = running.get(key, 0.0) + value
+            state.count += 1
+            if step % train_config.log_every == 0 or step == steps:
+                entry = {"step": step, "loss": running.pop("loss") / state.count}
+                entry["lr"] = lr_schedule.get_last_lr()[0]
+                entry.update({key: total / state.count for key, total in running.items()})
+                history.append(entry)
+                if board is not None:
+                    board.scalars(step, entry)
+                bar.set_postfix(loss=f"{entry['loss']:.4f}")
+                state.running, state.count = {}, 0
+            state.step = step
+            if (
+                checkpoint is not None
+                and train_config.checkpoint_every
+                and step % train_config.checkpoint_every == 0
+                and step != steps
+            ):
+                state.seconds = time.perf_counter() - start
+                state.lr_schedule = lr_schedule.state_dict()
+                checkpoint(step)
+    finally:  # also on Ctrl-C: the bar ends its line before the caller reports
+        bar.close()
+        if board is not None:
+            board.close()
     optimizer.zero_grad(set_to_none=True)  # the trained model keeps no stale gradients
     return history, time.perf_counter() - start
 
@@ -315,6 +400,7 @@ def train(
     seed: int = 0,
     progress: bool = True,
     tensorboard_dir: str | Path | None = None,
+    resume: bool = False,
 ) -> DDPMChunkingPolicy:
     """Train a DDPM chunking policy on ``dataset``.
 
@@ -332,6 +418,14 @@ def train(
         progress: show a tqdm bar.
         tensorboard_dir: if given, TensorBoard scalars ``train/loss`` and ``train/lr``
             every ``train_config.log_every`` steps go there (needs ``tensorboard``).
+        resume: continue from the latest readable checkpoint under
+            ``out_dir/checkpoints`` (from scratch, logging so, if there is none). Each
+            checkpoint holds the weights, EMA weights, AdamW moments, learning-rate
+            schedule, random generators and batch order, so with the same settings, data
+            and thread count the resumed run gives bit-identical weights to one never
+            interrupted. A checkpoint written with other settings or data raises
+            :class:`CheckpointMismatchError` (only ``checkpoint_every``, ``num_threads``
+            and ``device`` may change).
 
     Returns:
         the trained policy in eval mode; ``policy.train_history`` is the loss history, a
@@ -354,6 +448,12 @@ def train(
         env_id, config, stats.obs.dim, stats.action.dim, env_kwargs
     )
     out_dir = Path(out_dir) if out_dir is not None else None
+    if resume and out_dir is None:
+        raise ValueError("resume=True needs the out_dir whose checkpoints it continues from")
+    if out_dir is not None:  # what a killed run may have left half-written
+        remove_temporaries(out_dir)
+        remove_temporaries(out_dir / CHECKPOINTS)
+    fingerprint = _fingerprint(config, train_config, seed, obs_raw, actions_raw)
 
     device = torch.device(train_config.device)
     with _torch_threads(train_config.num_threads):
@@ -383,12 +483,21 @@ def train(
             weight_decay=train_config.weight_decay,
         )
 
+        loop = LoopState()
+        if resume:
+            assert out_dir is not None
+            trainer = (policy, optimizer, generator, rng, batches)
+            loop = _resume(out_dir / CHECKPOINTS, trainer, fingerprint, train_config.steps)
+        resumed_from = loop.step or None
+
         def step_loss() -> tuple[torch.Tensor, dict[str, float]]:
             return policy.normalized_loss(*batches.next(), generator), {}
 
         def checkpoint(step: int) -> None:
             if out_dir is not None:
-                save_policy(policy, out_dir / "checkpoints" / f"step_{step:07d}")
+                path = out_dir / CHECKPOINTS / f"step_{step:07d}"
+                trainer = (policy, optimizer, generator, rng, batches)
+                _save_checkpoint(path, trainer, loop, fingerprint)
 
         history, elapsed = _optimize(
             optimizer,
@@ -400,6 +509,7 @@ def train(
             after_step=policy.update_ema,
             checkpoint=checkpoint,
             tensorboard_dir=tensorboard_dir,
+            state=loop,
         )
         n_total = batches.n_total
 
@@ -419,9 +529,145 @@ def train(
         save_policy(policy, out_dir)
         atomic_write_json(
             out_dir / TRAINING_LOG,
-            _training_record(dataset, config, train_config, seed, history, elapsed),
+            _training_record(
+                dataset,
+                config,
+                train_config,
+                seed,
+                history,
+                elapsed,
+                resumed_from_step=resumed_from,
+            ),
         )
     return policy
+
+
+# ----------------------------------------------------------------------------- checkpoints
+def _fingerprint(
+    config: Any,
+    train_config: TrainConfig,
+    seed: int,
+    observations: np.ndarray,
+    actions: np.ndarray,
+) -> dict[str, Any]:
+    """What a checkpoint must share with the run resuming from it."""
+    digest = hashlib.sha256()
+    for array in (observations, actions):
+        digest.update(np.ascontiguousarray(array).tobytes())
+    settings = train_config.to_dict()
+    for name in RESUMABLE_CHANGES:
+        settings.pop(name)
+    return {
+        "policy_config": config.to_dict(),
+        "train_config": settings,
+        "seed": seed,
+        "data_sha256": digest.hexdigest(),
+    }
+
+
+def latest_checkpoints(folder: str | Path) -> list[Path]:
+    """The ``step_XXXXXXX`` checkpoint folders in ``folder``, latest first."""
+    found = []
+    for path in Path(folder).glob("step_*"):
+        suffix = path.name.removeprefix("step_")
+        if path.is_dir() and suffix.isdigit():
+            found.append((int(suffix), path))
+    return [path for _, path in sorted(found, reverse=True)]
+
+
+def _save_checkpoint(
+    path: Path, trainer: tuple, loop: LoopState, fingerprint: dict[str, Any]
+) -> None:
+    """The policy and everything needed to continue training it, as one folder.
+
+    Written into a hidden temporary folder renamed to ``path`` when complete
+    (:func:`hint_envs._io.atomic_dir`): a checkpoint folder is never partial.
+    """
+    policy, optimizer, generator, rng, batches = trainer
+    permutation, cursor = batches.get_state()
+    tensors = {"generator": generator.get_state(), "permutation": permutation.cpu()}
+    for index, values in optimizer.state_dict()["state"].items():
+        for key, value in values.items():
+            tensors[f"optimizer.{index}.{key}"] = value.detach().cpu().contiguous()
+    state = {
+        "format": STATE_FORMAT,
+        "loop": loop.to_dict(),
+        "numpy_rng": rng.bit_generator.state,
+        "cursor": cursor,
+        **fingerprint,
+    }
+    with atomic_dir(path) as tmp:
+        save_policy(policy, tmp)
+        (tmp / STATE_TENSORS).write_bytes(save_safetensors(tensors))
+        (tmp / STATE_FILE).write_text(json.dumps(state, indent=1, allow_nan=False) + "\n")
+
+
+def _load_checkpoint(path: Path, trainer: tuple, fingerprint: dict[str, Any]) -> LoopState:
+    """Restore ``trainer`` to the checkpoint at ``path``; returns its loop state."""
+    policy, optimizer, generator, rng, batches = trainer
+    state = json.loads((path / STATE_FILE).read_text())
+    if not isinstance(state, dict) or state.get("format") != STATE_FORMAT:
+        raise ValueError(f"{path / STATE_FILE} is not a training state ({STATE_FORMAT})")
+    differ = []
+    for key, value in fingerprint.items():
+        saved = state.get(key)
+        if key == "data_sha256" and saved != value:
+            differ.append("other demonstrations")
+        elif isinstance(value, dict) and isinstance(saved, dict):
+            differ += [
+                f"{name}={saved.get(name)!r} (now {value.get(name)!r})"
+                for name in sorted(set(value) | set(saved))
+                if saved.get(name) != value.get(name)
+            ]
+        elif saved != value:
+            differ.append(f"{key}={saved!r} (now {value!r})")
+    if differ:
+        raise CheckpointMismatchError(
+            f"the checkpoint {path} was written with {', '.join(differ)}; resume with the "
+            f"settings and demonstrations it was trained with (only "
+            f"{', '.join(RESUMABLE_CHANGES)} may change), or train into another --out"
+        )
+    policy_saved = load_policy(path)  # checks the weights against their SHA-256
+    tensors = load_safetensors((path / STATE_TENSORS).read_bytes())
+    optimizer_state = optimizer.state_dict()
+    optimizer_state["state"] = {}
+    for name, tensor in tensors.items():
+        if name.startswith("optimizer."):
+            _, index, key = name.split(".", 2)
+            optimizer_state["state"].setdefault(int(index), {})[key] = tensor
+    loop = LoopState.from_dict(state["loop"])
+    generator_state, permutation = tensors["generator"], tensors["permutation"]
+    numpy_state, cursor = state["numpy_rng"], state["cursor"]
+    # everything read: only now change the trainer (a failed read leaves it as it was)
+    policy.load_state_dict(policy_saved.state_dict())
+    optimizer.load_state_dict(optimizer_state)
+    generator.set_state(generator_state)
+    rng.bit_generator.state = numpy_state
+    batches.set_state(permutation, cursor)
+    return loop
+
+
+def _resume(folder: Path, trainer: tuple, fingerprint: dict[str, Any], steps: int) -> LoopState:
+    """Load the latest readable checkpoint in ``folder`` into ``trainer``.
+
+    Unreadable checkpoints are skipped with a warning (the next older one is tried);
+    one written with other settings raises :class:`CheckpointMismatchError`.
+
+    Returns:
+        its loop state, or a fresh one (step 0) if there is no readable checkpoint.
+    """
+    for path in latest_checkpoints(folder):
+        try:
+            loop = _load_checkpoint(path, trainer, fingerprint)
+        except CheckpointMismatchError:
+            raise
+        except (OSError, ValueError, KeyError, TypeError, SafetensorError) as error:
+            logger.warning("skipping unreadable checkpoint %s (%s)", path, error)
+            continue
+        logger.info("resuming from %s: step %d of %d", path, loop.step, steps)
+        return loop
+    logger.info("no checkpoint in %s yet; training from scratch", folder)
+    return LoopState()
 
 
 def _training_record(

@@ -25,6 +25,8 @@ from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
 from pathlib import Path
 from typing import Any
 
+from hint_envs._workers import ignore_sigint, stop_workers
+
 from .runs import run_job
 from .suite import Job
 
@@ -98,9 +100,10 @@ def _in_process(
 def _process_pool(
     jobs: list[Job], paths: list[Path], workers: int, threads: int, tensorboard: Path | None
 ) -> Iterator[Outcome]:
-    # spawn: a fresh interpreter per worker (no forked torch state); same on every OS
+    # spawn: a fresh interpreter per worker (no forked torch state); same on every OS.
+    # Workers ignore Ctrl-C: the driver reports it and stops them (below).
     context = multiprocessing.get_context("spawn")
-    with ProcessPoolExecutor(workers, mp_context=context) as pool:
+    with ProcessPoolExecutor(workers, mp_context=context, initializer=ignore_sigint) as pool:
         futures = {
             pool.submit(run_job, job, str(path), threads, False, tensorboard): job
             for job, path in zip(jobs, paths, strict=True)
@@ -112,6 +115,10 @@ def _process_pool(
                 for future in done:
                     error = future.exception()
                     yield futures[future], error if error is not None else future.result()
+        except (KeyboardInterrupt, GeneratorExit):  # Ctrl-C here or in the caller's loop:
+            # stop the running jobs now rather than wait for them
+            stop_workers(pool)
+            raise
         finally:
             for future in remaining:
                 future.cancel()

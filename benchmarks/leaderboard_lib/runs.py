@@ -33,7 +33,6 @@ import subprocess
 import sys
 import tempfile
 import time
-import uuid
 from collections.abc import Iterable
 from datetime import datetime, timezone
 from importlib import metadata
@@ -41,6 +40,8 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+
+from hint_envs._io import atomic_write_json, remove_temporaries
 
 from .registry import TRAINERS, EvalSettings, TrainedPolicy
 from .suite import DemoSet, Job, RunSpec
@@ -104,26 +105,15 @@ def write_record(path: str | Path, record: dict[str, Any]) -> Path:
     """Write ``record`` as JSON to ``path`` atomically.
 
     The JSON goes to a hidden temporary file in the same folder, is flushed to disk, and
-    is moved over ``path`` with ``os.replace``: ``path`` is either absent, its previous
-    content, or the complete new record — never a partial file, even if the process is
-    killed mid-write.
+    is moved over ``path`` with ``os.replace`` (:func:`hint_envs._io.atomic_path`):
+    ``path`` is either absent, its previous content, or the complete new record — never
+    a partial file, even if the process is killed mid-write.
 
     Returns:
         ``path``.
     """
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.parent / f".{path.name}.{uuid.uuid4().hex}.tmp"
-    try:
-        with open(tmp, "w") as f:
-            json.dump(_finite(record), f, indent=1, allow_nan=False)
-            f.write("\n")
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    finally:
-        tmp.unlink(missing_ok=True)
-    return path
+    atomic_write_json(path, _finite(record), indent=1)
+    return Path(path)
 
 
 def read_record(path: str | Path) -> dict[str, Any] | None:
@@ -154,9 +144,7 @@ def remove_partial_files(out_dir: str | Path) -> list[Path]:
     """
     removed = []
     for folder in ("records", "demos"):
-        for path in (Path(out_dir) / folder).rglob(".*.tmp"):
-            path.unlink(missing_ok=True)
-            removed.append(path)
+        removed += remove_temporaries(Path(out_dir) / folder, recursive=True)
     return removed
 
 

@@ -39,7 +39,6 @@ import os
 import re
 import shlex
 import sys
-import uuid
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -48,6 +47,7 @@ from typing import Any
 import h5py
 import numpy as np
 
+from hint_envs._io import atomic_path
 from hint_envs.core import Primitives
 from hint_envs.experts.base import Demonstration
 
@@ -379,11 +379,9 @@ def write_demonstrations(
         raise ValueError(f"compression must be 'gzip' or None, got {compression!r}")
     filters = {"compression": "gzip", "shuffle": True} if compression else {}
 
-    path.parent.mkdir(parents=True, exist_ok=True)
-    # a fresh hidden name beside the target (same file system, so os.replace is atomic);
+    # a fresh hidden name beside the target, renamed over it once complete (atomic_path);
     # h5py's "x" mode refuses to clobber and creates the file with the usual permissions
-    tmp = path.parent / f".{path.name}.{uuid.uuid4().hex}.tmp"
-    try:
+    with atomic_path(path) as tmp:
         with h5py.File(tmp, "x", libver=LIBVER) as f:
             _write_metadata(f, file_attrs, _RESERVED_FILE_ATTRS)
             data = f.create_group("data")
@@ -396,10 +394,6 @@ def write_demonstrations(
             for name, keys in (("train", train_keys), ("valid", valid_keys)):
                 names = _names(keys).astype("S" + _width(keys))
                 _create(mask, name, names, {})
-        os.replace(tmp, path)
-    except BaseException:
-        tmp.unlink(missing_ok=True)
-        raise
     logger.info("wrote %d demonstrations (%d steps) to %s", len(demos), sum(map(len, demos)), path)
     return path
 

@@ -37,7 +37,7 @@ import gymnasium as gym
 import numpy as np
 from tqdm.auto import tqdm
 
-from hint_envs._workers import check_workers, spawn_pool, worker_errors
+from hint_envs._workers import check_workers, worker_pool
 from hint_envs.core import (
     STATE_OPTION,
     check_noise_level,
@@ -517,17 +517,15 @@ def rollout_policy(
                 runner.close()
         else:
             initargs = (pickle.dumps(policy), env_args, deterministic, sample_seed)
-            pool = spawn_pool(min(workers, len(groups)), _init_policy_worker, initargs)
-            try:
-                with worker_errors(f"the rollouts of {env_id}"):
-                    futures = [pool.submit(_run_group_in_worker, *group) for group in groups]
-                    for future in as_completed(futures):
-                        done = future.result()  # a worker's error is raised here
-                        for index, record in done:
-                            records[index] = record
-                        bar.update(len(done))
-            finally:  # on an error, do not wait for the groups not started yet
-                pool.shutdown(cancel_futures=True)
+            what = f"the rollouts of {env_id}"
+            size = min(workers, len(groups))
+            with worker_pool(size, what, _init_policy_worker, initargs) as pool:
+                futures = [pool.submit(_run_group_in_worker, *group) for group in groups]
+                for future in as_completed(futures):
+                    done = future.result()  # a worker's error is raised here
+                    for index, record in done:
+                        records[index] = record
+                    bar.update(len(done))
     finally:
         bar.close()
     logger.info("rolled out %d episodes of %s (sigma=%g)", len(seeds), env_id, sigma)
@@ -608,14 +606,10 @@ def rollout_expert(
                 records.append(_expert_record(*job))
                 bar.update(1)
         else:
-            pool = spawn_pool(workers)
-            try:
-                with worker_errors(f"the expert rollouts of {env_id}"):
-                    for record in pool.map(_star_expert_record, jobs):
-                        records.append(record)
-                        bar.update(1)
-            finally:
-                pool.shutdown(cancel_futures=True)
+            with worker_pool(workers, f"the expert rollouts of {env_id}") as pool:
+                for record in pool.map(_star_expert_record, jobs):
+                    records.append(record)
+                    bar.update(1)
     finally:
         bar.close()
     return records

@@ -26,6 +26,7 @@ import numpy as np
 
 import hint_envs
 from hint_envs._cli import HelpFormatter, check_output_file, command_line_errors
+from hint_envs._io import interrupted, remove_temporaries
 from hint_envs.data.hdf5 import write_demonstrations
 from hint_envs.experts import EXPERTS, demo
 from hint_envs.experts.collect import collect_demonstrations
@@ -100,9 +101,19 @@ def build_parser() -> argparse.ArgumentParser:
 
 @command_line_errors("hint-collect")
 def main(argv: Sequence[str] | None = None) -> int:
-    """Entry point of ``hint-collect``; returns the exit status (0 on success)."""
+    """Entry point of ``hint-collect``; returns the exit status (0 on success, 130 after
+    Ctrl-C, which leaves no file: demonstrations are written at the end, atomically)."""
     parser = build_parser()
     args = parser.parse_args(argv)
+    try:
+        return _collect(parser, args, argv)
+    except KeyboardInterrupt:
+        return interrupted("hint-collect", f"nothing written to {args.out}; rerun to collect")
+
+
+def _collect(
+    parser: argparse.ArgumentParser, args: argparse.Namespace, argv: Sequence[str] | None
+) -> int:
     registered = _registered_ids()
     if args.env_id not in registered:
         parser.error(f"unknown env id {args.env_id!r}; registered hint_envs ids: {registered}")
@@ -127,6 +138,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     except (TypeError, ValueError, gym.error.Error) as err:
         parser.error(f"cannot make {args.env_id} with {env_kwargs}: {err}")
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
+    remove_temporaries(args.out.parent, name=args.out.name)  # left by a killed hint-collect
 
     start = time.perf_counter()
     try:

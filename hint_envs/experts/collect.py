@@ -17,7 +17,7 @@ from typing import Any
 
 from tqdm.auto import tqdm
 
-from hint_envs._workers import check_workers, spawn_pool, worker_errors
+from hint_envs._workers import check_workers, worker_pool
 from hint_envs.experts import make_expert
 from hint_envs.experts.base import Demonstration, Expert
 
@@ -141,12 +141,11 @@ def collect_demonstrations(
     if env_id not in EXPERTS:
         raise KeyError(f"no expert for {env_id!r}; experts exist for: {sorted(EXPERTS)}")
     max_attempts = MAX_ATTEMPTS_FACTOR * episodes if only_success else episodes
-    pool = spawn_pool(workers) if workers > 1 else None
     kept: list[Demonstration] = []
     attempts = 0
     bar = tqdm(total=episodes, desc=f"collecting {env_id}", unit="demo", disable=not progress)
     try:
-        with worker_errors(f"the collection of {env_id}"):
+        with worker_pool(workers, f"the collection of {env_id}") as pool:
             while len(kept) < episodes and attempts < max_attempts:
                 # ask for what is still missing (a few more in parallel): deterministic since
                 # only the first successes in seed order are kept
@@ -163,8 +162,6 @@ def collect_demonstrations(
                         bar.update(1)
     finally:
         bar.close()
-        if pool is not None:
-            pool.shutdown(cancel_futures=True)
     if len(kept) < episodes:
         raise RuntimeError(
             f"only {len(kept)} of {attempts} {env_id} episodes from seed {seed} succeeded, "

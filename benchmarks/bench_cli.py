@@ -11,13 +11,12 @@ T = TypeVar("T")
 
 
 def parse_dataclass_args(cls: type[T], doc: str | None) -> T:
-    """Parse ``--field-name value`` options for every field of the dataclass ``cls``, typed
-    and defaulted by an instance built with no arguments; the description is ``doc``'s
-    first paragraph."""
-    parser = argparse.ArgumentParser(description=(doc or "").split("\n\n")[0])
-    for name, default in vars(cls()).items():
-        parser.add_argument(f"--{name.replace('_', '-')}", type=type(default), default=default)
-    return cls(**vars(parser.parse_args()))
+    """Parse ``--field-name value`` options for every field of the dataclass ``cls``
+    (``tyro``: types and defaults from its fields, help from their docstrings); the
+    description is ``doc``'s first paragraph."""
+    import tyro
+
+    return tyro.cli(cls, description=(doc or "").split("\n\n")[0])
 
 
 def parse_setting(text: str) -> tuple[str, Any]:

@@ -25,17 +25,16 @@ import os
 # down by an order of magnitude when other processes compete for the cores.
 os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 
-import argparse
-import ast
-import inspect
+
 import logging
 import platform
 import sys
 import time
-from dataclasses import dataclass, fields
+from dataclasses import dataclass
 from pathlib import Path
+from typing import Literal
 
-from leaderboard_lib.backends import BACKENDS, execute
+from leaderboard_lib.backends import execute
 from leaderboard_lib.report import load_records, write_report
 from leaderboard_lib.runs import (
     git_commit,
@@ -47,7 +46,7 @@ from leaderboard_lib.runs import (
     remove_partial_files,
     write_record,
 )
-from leaderboard_lib.suite import SuiteError, expand, load_suite
+from leaderboard_lib.suite import SUITES_DIR, SuiteError, expand, load_suite
 from tqdm import tqdm
 
 from hint_envs._io import interrupted
@@ -65,7 +64,7 @@ class Args:
     """comma-separated env ids or names to run (None: every env of the suite)"""
     resume: bool = True
     """skip runs that already have a record (--no-resume recomputes and replaces them)"""
-    backend: str = "local"
+    backend: Literal["local", "ray"] = "local"
     """where jobs run: local (this machine) or ray (a Ray cluster)"""
     address: str | None = None
     """Ray cluster address, e.g. auto or ray://host:10001 (None: start a local Ray)"""
@@ -83,45 +82,29 @@ class Args:
     """folder for TensorBoard scalars: loss, learning rate, evaluation scores (one per job)"""
 
 
-def parse_args() -> Args:
-    """The command line, one option per field of :class:`Args` (its docstring is the help)."""
-    parser = argparse.ArgumentParser(
-        description=__doc__.split("\n\n")[0],
-        formatter_class=argparse.ArgumentDefaultsHelpFormatter,
-    )
-    # the string after each field is its help text
-    tree = ast.parse(inspect.getsource(Args))
-    body = tree.body[0].body
-    docs = {
-        a.target.id: b.value.value
-        for a, b in zip(body, body[1:], strict=False)
-        if isinstance(a, ast.AnnAssign) and isinstance(b, ast.Expr)
-    }
-    for f in fields(Args):
-        flag, doc = f"--{f.name.replace('_', '-')}", docs.get(f.name, "")
-        if f.default is True:
-            parser.add_argument(flag, action=argparse.BooleanOptionalAction, default=True, help=doc)
-        elif f.default is False:
-            parser.add_argument(flag, action="store_true", help=doc)
-        elif f.type in ("int", int):
-            parser.add_argument(flag, type=int, default=f.default, help=doc)
-        elif f.type in ("float", float):
-            parser.add_argument(flag, type=float, default=f.default, help=doc)
-        elif f.name == "backend":
-            parser.add_argument(flag, choices=BACKENDS, default=f.default, help=doc)
-        else:
-            parser.add_argument(flag, type=str, default=f.default, help=doc)
-    args = Args(**vars(parser.parse_args()))
+def parse_args(argv: list[str] | None = None) -> Args:
+    """The command line, one option per field of :class:`Args` (``tyro``: types, defaults
+    and help text come from the dataclass and its field docstrings)."""
+    import tyro
+
+    suites = ", ".join(sorted(p.stem for p in SUITES_DIR.glob("*.toml")))
+    description = f"{__doc__.split(chr(10) * 2)[0]} Suites: {suites}."
+    args = tyro.cli(Args, args=argv, description=description)
     if args.workers < 0 or args.threads < 1 or args.gpus_per_job < 0:
-        parser.error("--workers and --gpus-per-job must be >= 0, --threads >= 1")
+        _usage_error("--workers and --gpus-per-job must be >= 0, --threads >= 1")
     if args.tensorboard is not None:
         if args.backend != "local":
-            parser.error("--tensorboard works with the local backend only")
+            _usage_error("--tensorboard works with the local backend only")
         try:
             import tensorboard  # noqa: F401  (checked before any long work)
         except ImportError:
-            parser.error("--tensorboard needs the tensorboard package: pip install tensorboard")
+            _usage_error("--tensorboard needs the tensorboard package: pip install tensorboard")
     return args
+
+
+def _usage_error(message: str) -> None:
+    print(f"leaderboard.py: error: {message}", file=sys.stderr)
+    raise SystemExit(2)
 
 
 def main() -> int:

@@ -16,12 +16,10 @@ import tempfile
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
+from hint_envs._io import interrupted
 from hint_envs.data.hdf5 import DatasetError
 
-__all__ = ["INTERRUPTED", "HelpFormatter", "check_output_file", "command_line_errors"]
-
-#: Exit status of a command stopped by Ctrl-C (128 + SIGINT, as shells report it).
-INTERRUPTED = 130
+__all__ = ["HelpFormatter", "check_output_file", "command_line_errors"]
 
 Main = Callable[[Sequence[str] | None], int]
 
@@ -47,8 +45,7 @@ def command_line_errors(prog: str) -> Callable[[Main], Main]:
             try:
                 return main(argv)
             except KeyboardInterrupt:
-                print(f"{prog}: interrupted", file=sys.stderr)
-                return INTERRUPTED
+                return interrupted(prog)
             except DatasetError as error:
                 print(f"{prog}: error: {error}", file=sys.stderr)
                 return 2
@@ -58,14 +55,16 @@ def command_line_errors(prog: str) -> Callable[[Main], Main]:
     return decorate
 
 
-def check_output_file(path: Path, overwrite: bool) -> str | None:
+def check_output_file(
+    path: Path, overwrite: bool, option: str = "--out", example: str = "demos.hdf5"
+) -> str | None:
     """Why the file ``path`` cannot be written (None if it can), checked before any work.
 
     Parent directories that do not exist yet count as writable when their closest existing
     ancestor is a writable directory (they will be created).
     """
     if path.is_dir():
-        return f"--out {path} is a directory; give a file name such as {path / 'demos.hdf5'}"
+        return f"{option} {path} is a directory; give a file name such as {path / example}"
     if path.exists() and not overwrite:
         return f"{path} already exists; pass --overwrite to replace it"
     parent = path.absolute().parent

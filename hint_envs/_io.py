@@ -153,12 +153,13 @@ def remove_temporaries(
     return removed
 
 
-def interrupted(prog: str, kept: str) -> int:
-    """Report Ctrl-C in one line on stderr, ``<prog>: interrupted; <kept>``; returns 130.
+def interrupted(prog: str, kept: str | None = None) -> int:
+    """Report Ctrl-C in one line on stderr, ``<prog>: interrupted[; <kept>]``; returns 130.
 
     ``kept`` says what was kept and how to go on, e.g. ``"rerun with --resume"``. Close
     progress bars before (``try``/``finally``), so the line is not drawn over.
     """
     sys.stdout.flush()
-    print(f"{prog}: interrupted; {kept}", file=sys.stderr, flush=True)
+    line = f"{prog}: interrupted" if kept is None else f"{prog}: interrupted; {kept}"
+    print(line, file=sys.stderr, flush=True)
     return EXIT_INTERRUPTED

@@ -37,6 +37,11 @@ from hint_envs.core import (
 
 logger = logging.getLogger(__name__)
 
+
+def _log_mujoco_warning(message: str) -> None:
+    """MuJoCo's warnings go to this module's logger, not to a file in the working folder."""
+    logger.warning("MuJoCo: %s", message)
+
 #: Reset option restoring the gripper's command ramp with a mid-episode state.
 GRIPPER_OPTION = "gripper_action"
 #: Extra that installs the simulator.
@@ -339,6 +344,9 @@ class RobomimicEnv(gym.Env):
         self.sim = make_robosuite(task, action_type, offscreen=render_mode is not None)
         import mujoco  # robosuite's own dependency, so present once robosuite imported
 
+        if mujoco.get_mju_user_warning() is None:
+            # MuJoCo's own handler appends every warning to ./MUJOCO_LOG.TXT
+            mujoco.set_mju_user_warning(_log_mujoco_warning)
         self._warning_ids = [int(getattr(mujoco.mjtWarning, name)) for name in _UNSTABLE_WARNINGS]
         cameras = list(self.sim.sim.model.camera_names)
         if camera not in cameras:

@@ -186,23 +186,31 @@ def _collect(
     return 0
 
 
+@command_line_errors("hint-demo")
 def demo_main(argv: Sequence[str] | None = None) -> int:
     """Entry point of ``hint-demo``: collect, synthesise, draw; returns the exit status."""
     parser = argparse.ArgumentParser(
         prog="hint-demo",
         description="Collect quadrotor expert demonstrations, synthesise TVLQR gains, "
         "and draw them (trajectories by mode, open vs closed-loop replay, gain sizes).",
+        formatter_class=HelpFormatter,
     )
     parser.add_argument("--episodes", type=int, default=40, help="demonstrations to collect")
     parser.add_argument("--seed", type=int, default=0, help="seed of the first episode")
     parser.add_argument(
         "--out",
         type=Path,
-        default=Path("docs/img/quadrotor_demo.png"),
-        help="where to write the picture (PNG)",
+        default=Path("quadrotor_demo.png"),
+        help="where to write the picture (PNG; docs/img/quadrotor_demo.png is the docs' copy)",
     )
     parser.add_argument(
-        "--data", type=Path, default=None, help="also write the demonstrations to this HDF5 file"
+        "--data",
+        type=Path,
+        default=None,
+        help="also write the demonstrations to this HDF5 file (default: not written)",
+    )
+    parser.add_argument(
+        "--overwrite", action="store_true", help="replace --out and --data if they exist"
     )
     parser.add_argument(
         "--offset",
@@ -219,6 +227,13 @@ def demo_main(argv: Sequence[str] | None = None) -> int:
     args = parser.parse_args(argv)
     if args.episodes < 1:
         parser.error(f"--episodes must be >= 1, got {args.episodes}")
+    if args.seed < 0:
+        parser.error(f"--seed must be >= 0, got {args.seed}")
+    outputs = [("--out", args.out, "quadrotor_demo.png"), ("--data", args.data, "demos.hdf5")]
+    for option, path, example in outputs:
+        problem = path and check_output_file(path, args.overwrite, option, example)
+        if problem:
+            parser.error(problem)
 
     start = time.perf_counter()
     demos = collect_demonstrations(demo.ENV_ID, args.episodes, seed=args.seed)
@@ -229,7 +244,7 @@ def demo_main(argv: Sequence[str] | None = None) -> int:
         f"({successes} reached the goal without collision)"
     )
     if args.data is not None:
-        path = write_demonstrations(args.data, demos, demo.ENV_ID, overwrite=True)
+        path = write_demonstrations(args.data, demos, demo.ENV_ID, overwrite=args.overwrite)
         print(f"demonstrations written to {path}")
     env = gym.make(demo.ENV_ID)
     offset = np.array([args.offset, args.offset, args.pitch_offset, 0.0, 0.0, 0.0])

@@ -238,3 +238,24 @@ def test_missing_robosuite_names_the_extra(monkeypatch):
     monkeypatch.setitem(sys.modules, "robosuite", None)
     with pytest.raises(gym.error.DependencyNotInstalled, match=r"hint_envs\[robomimic\]"):
         RobomimicEnv(task="Lift")
+
+
+def test_mujoco_warnings_are_logged_not_written_to_the_working_folder(
+    tmp_path, monkeypatch, caplog
+) -> None:
+    """MuJoCo's default handler appends to ./MUJOCO_LOG.TXT; the env routes warnings to
+    the logging module instead."""
+    import mujoco
+
+    env = RobomimicEnv("Lift")
+    env.close()
+    monkeypatch.chdir(tmp_path)
+    model = mujoco.MjModel.from_xml_string(
+        "<mujoco><worldbody><body><freejoint/><geom size='0.1'/></body></worldbody></mujoco>"
+    )
+    data = mujoco.MjData(model)
+    data.qvel[:] = np.nan  # MuJoCo warns: bad qvel
+    with caplog.at_level("WARNING", logger="hint_envs.envs.robomimic"):
+        mujoco.mj_step(model, data)
+    assert "MuJoCo:" in caplog.text
+    assert not (tmp_path / "MUJOCO_LOG.TXT").exists()

@@ -42,6 +42,7 @@ def _log_mujoco_warning(message: str) -> None:
     """MuJoCo's warnings go to this module's logger, not to a file in the working folder."""
     logger.warning("MuJoCo: %s", message)
 
+
 #: Reset option restoring the gripper's command ramp with a mid-episode state.
 GRIPPER_OPTION = "gripper_action"
 #: Extra that installs the simulator.

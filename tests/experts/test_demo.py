@@ -23,9 +23,7 @@ def test_demo_writes_picture_and_data(tmp_path, capsys):
     assert closed_loop < 0.1 * open_loop
 
 
-def test_demo_writes_into_the_working_folder_and_never_overwrites(
-    tmp_path, monkeypatch, capsys
-):
+def test_demo_writes_into_the_working_folder_and_never_overwrites(tmp_path, monkeypatch, capsys):
     """The picture goes to the working folder by default (not into a docs/ tree that may
     not exist), and existing outputs are refused before any collection."""
     import pytest

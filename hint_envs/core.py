@@ -271,7 +271,8 @@ def check_state_bounds(
 
     Args:
         state: ``(dim,)`` values to check.
-        low, high: ``(dim,)`` bounds.
+        low: ``(dim,)`` lower bounds.
+        high: ``(dim,)`` upper bounds.
         fields: ``dim`` names of the entries, for the error message.
         why: what the bounds are, e.g. ``"the observation space"``.
 

@@ -35,7 +35,11 @@ REPO = Path(__file__).resolve().parents[1]
 PAGES = [REPO / "README.md", *sorted((REPO / "docs").rglob("*.md"))]
 SKIP = re.compile(r"<!-- docs-test: skip \((?P<reason>[^)]*\S[^)]*)\) -->")
 FENCE = re.compile(r"^```(?P<lang>[a-z]*)\n(?P<body>.*?)^```", re.S | re.M)
-COMMAND = re.compile(r"(?:hint-[a-z]+|python3? benchmarks/[\w/]+\.py)(?:[^;&|#\n])*")
+#: a command at the start of a line or after ``&&``, ``;``, ``|`` or ``do`` (not output)
+COMMAND = re.compile(
+    r"(?:^|&&|;|\||\bdo\b)\s*((?:hint-[a-z]+|python3? benchmarks/[\w/]+\.py)(?=\s|$)[^;&|#\n]*)",
+    re.M,
+)
 #: a block may take this long (the docs mark longer ones as skipped)
 BLOCK_TIMEOUT_S = 120
 

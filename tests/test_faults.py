@@ -47,6 +47,12 @@ def _env() -> dict[str, str]:
     return env
 
 
+def _default_sigint() -> None:
+    """Ctrl-C acts in the job even when the tests run in the background (a shell starts
+    background jobs with SIGINT ignored, and that is inherited)."""
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
+
+
 class Job:
     """A subprocess with its stdout and stderr in files (no pipe to fill up)."""
 
@@ -54,7 +60,9 @@ class Job:
         logs.mkdir(parents=True, exist_ok=True)
         self.stdout, self.stderr = logs / "stdout.txt", logs / "stderr.txt"
         with open(self.stdout, "w") as out, open(self.stderr, "w") as err:
-            self.process = subprocess.Popen(command, stdout=out, stderr=err, env=_env())
+            self.process = subprocess.Popen(
+                command, stdout=out, stderr=err, env=_env(), preexec_fn=_default_sigint
+            )
 
     def wait_for(self, condition: Callable[[], bool], what: str) -> None:
         deadline = time.monotonic() + TIMEOUT

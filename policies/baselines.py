@@ -61,6 +61,7 @@ from hint_envs.core import CompositeActionLayout
 from hint_envs.data.normalization import NormalizationStats
 from policies.base import ChunkPolicyBase
 from policies.config import DiffusionBCConfig, MLPBCConfig, TrainConfig
+from policies.devices import check_device
 from policies.networks import JointMLPDenoiser
 from policies.sampling import DiffusionSampler
 from policies.serialization import atomic_write_json, save_policy
@@ -400,13 +401,14 @@ def _prepare(
     weights under ``torch.manual_seed(seed)`` in ``fork_rng``, batches and diffusion noise
     from ``torch.Generator(seed)``, data noise from ``numpy.random.default_rng(seed)``.
     """
+    check_device(train_config.device)  # before any work: a clear error, not torch's
     _check_dataset(dataset, config)
     stats, env_id = dataset.stats, getattr(dataset, "env_id", None)
     env_kwargs = dict(getattr(dataset, "env_kwargs", None) or {})
     obs_space, act_space = chunk_env_spaces(
         env_id, config, stats.obs.dim, stats.action.dim, env_kwargs
     )
-    device = torch.device(train_config.device)
+    device = check_device(train_config.device)  # checked above; resolves "auto"
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(seed)
         policy = policy_class(

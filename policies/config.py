@@ -81,8 +81,8 @@ def _from_dict(cls: type[_C], data: dict[str, Any]) -> _C:
 class DDPMPolicyConfig:
     """What the DDPM chunking policy is.
 
-    The defaults are the measured CPU recipe (docs/results/recipe.md): a two-block MLP
-    denoiser of width 1024 trained to predict the clean chunk, sampled with DDIM in 10
+    The defaults are the measured CPU recipe (docs/results/recipe.md): a three-block MLP
+    denoiser of width 512 trained to predict the clean chunk, sampled with DDIM in 10
     steps. Set ``denoiser="unet1d"`` and ``prediction_type="epsilon"`` for the paper's and
     Diffusion Policy's model (a GPU's work).
 
@@ -139,7 +139,7 @@ class DDPMPolicyConfig:
     chunk_length: int = 8
     gains: bool = True
     denoiser: str = "mlp"
-    widths: tuple[int, ...] = (1024, 1024)
+    widths: tuple[int, ...] = (512, 512, 512)
     down_dims: tuple[int, ...] = (64, 128, 256)
     kernel_size: int = 5
     n_groups: int = 8
@@ -421,7 +421,7 @@ class TrainConfig:
             are bit-reproducible on CPU; on CUDA only up to its nondeterministic kernels).
     """
 
-    steps: int = 16000
+    steps: int = 32000
     batch_size: int = 256
     lr: float = 1e-3
     weight_decay: float = 1e-6

@@ -48,6 +48,7 @@ from hint_envs.data.normalization import NormalizationStats
 from hint_envs.wrappers.replica_noise import add_replica_noise
 from policies.config import DDPMPolicyConfig, TrainConfig
 from policies.ddpm import DDPMChunkingPolicy
+from policies.devices import check_device
 from policies.logging_tb import TensorBoardWriter
 from policies.serialization import atomic_write_json, load_policy, save_policy
 
@@ -437,6 +438,7 @@ def train(
         raise TypeError(f"config must be a DDPMPolicyConfig, got {type(config).__name__}")
     if not isinstance(train_config, TrainConfig):
         raise TypeError(f"train_config must be a TrainConfig, got {type(train_config).__name__}")
+    check_device(train_config.device)  # before any work: a clear error, not torch's
     _check_dataset(dataset, config)
     stats = dataset.stats
     env_id = getattr(dataset, "env_id", None)
@@ -455,7 +457,7 @@ def train(
         remove_temporaries(out_dir / CHECKPOINTS)
     fingerprint = _fingerprint(config, train_config, seed, obs_raw, actions_raw)
 
-    device = torch.device(train_config.device)
+    device = check_device(train_config.device)  # checked above; resolves "auto"
     with _torch_threads(train_config.num_threads):
         with torch.random.fork_rng(devices=[]):
             torch.manual_seed(seed)

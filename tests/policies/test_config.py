@@ -62,7 +62,7 @@ def test_policy_config_accepts_numpy_scalars():
 def test_policy_config_defaults_are_the_cpu_defaults():
     config = DDPMPolicyConfig()
     assert (config.obs_horizon, config.horizon, config.chunk_length) == (2, 16, 8)
-    assert config.denoiser == "mlp" and config.widths == (1024, 1024)
+    assert config.denoiser == "mlp" and config.widths == (512, 512, 512)
     assert config.down_dims == (64, 128, 256)
     # the CPU recipe (docs/results/recipe.md): clean-chunk prediction, DDIM in 10 steps
     assert config.prediction_type == "sample" and config.scheduler == "ddim"

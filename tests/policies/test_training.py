@@ -200,3 +200,16 @@ def test_every_option_has_help_and_its_default(parser):
         if action.option_strings and not action.required:
             assert "default" in parser._get_formatter()._get_help_string(action), action.dest
     assert "(default: None)" not in text.replace("\n", " ").replace("  ", " ")
+
+
+def test_train_checks_the_device_before_reading_the_data() -> None:
+    """``train`` itself (not only hint-train) refuses a device this machine lacks before it
+    touches the dataset or builds a model."""
+    from policies import DDPMPolicyConfig, TrainConfig, train
+    from policies.baselines import MLPBCConfig, train_mlp_bc
+
+    no_data = object()  # would fail the dataset check if the device were not checked first
+    with pytest.raises(ValueError, match="'cuda:99' is not available"):
+        train(no_data, DDPMPolicyConfig(), TrainConfig(device="cuda:99"))
+    with pytest.raises(ValueError, match="'cuda:99' is not available"):
+        train_mlp_bc(no_data, MLPBCConfig(), TrainConfig(device="cuda:99"))

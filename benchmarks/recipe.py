@@ -197,9 +197,18 @@ def run_variant(name: str, variant: Variant, args: argparse.Namespace, seed: int
         num_demos=variant.num_demos,
     )
     work = REPO / args.work / f"{name}_seed{seed}"
-    start = time.perf_counter()
-    policy = train(dataset, config, train_config, out_dir=work, seed=seed)
-    train_s = time.perf_counter() - start
+    if (work / "config.json").exists():  # trained already (e.g. by hint-train): evaluate it
+        policy = load_policy(work)
+        record = json.loads((work / "training.json").read_text())
+        trained_with = json.loads(json.dumps(train_config.to_dict()))  # tuples as lists
+        if policy.config != config or record["train_config"] != trained_with:
+            raise SystemExit(f"recipe.py: {work} was trained with other settings than {name}")
+        train_s, final_loss = record["seconds"], record["history"][-1]["loss"]
+        print(f"{name} seed {seed}: trained already in {work}, evaluating its checkpoints")
+    else:
+        start = time.perf_counter()
+        policy = train(dataset, config, train_config, out_dir=work, seed=seed)
+        train_s, final_loss = time.perf_counter() - start, policy.train_history[-1]["loss"]
 
     checkpoints = sorted((work / "checkpoints").glob("step_*"))
     points = [(int(p.name.split("_")[1]), p) for p in checkpoints] + [(train_config.steps, None)]
@@ -257,7 +266,7 @@ def run_variant(name: str, variant: Variant, args: argparse.Namespace, seed: int
         "train_config": train_config.to_dict(),
         "train_s": train_s,
         "curve": curve,
-        "final_loss": policy.train_history[-1]["loss"],
+        "final_loss": final_loss,
     }
 
 

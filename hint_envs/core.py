@@ -209,14 +209,27 @@ def is_control_env(env: gym.Env) -> bool:
     return True
 
 
+def _numeric_array(value: Any, what: str) -> np.ndarray:
+    """``value`` as a float64 array if it holds numbers (bool, int or float), else TypeError:
+    ``np.asarray(["0", "0"], dtype=float)`` would quietly read strings as numbers."""
+    try:
+        raw = np.asarray(value)
+    except ValueError as error:  # ragged nesting
+        raise ValueError(f"{what} must be an array of numbers: {error}") from None
+    if raw.dtype.kind not in "biuf":
+        raise TypeError(f"{what} must hold numbers, got {raw.dtype} values: {value!r}")
+    return raw.astype(np.float64, copy=False)
+
+
 def check_action(action: Any, space: gym.spaces.Box, what: str = "action") -> np.ndarray:
     """Validate an action against a Box's shape and finiteness; return it as float64.
 
     Raises:
+        TypeError: not numbers (strings, objects), which numpy would otherwise convert.
         ValueError: wrong shape, or NaN/inf entries (values out of bounds are allowed:
             environments clip them, and document that they do).
     """
-    array = np.asarray(action, dtype=np.float64)
+    array = _numeric_array(action, what)
     if array.shape != space.shape:
         raise ValueError(f"{what} must have shape {space.shape}, got {array.shape}")
     if not np.all(np.isfinite(array)):
@@ -236,7 +249,7 @@ def check_state(state: Any, dim: int, layout: str) -> np.ndarray:
     Raises:
         ValueError: not of shape ``(dim,)``, or NaN/inf entries.
     """
-    array = np.array(state, dtype=np.float64)
+    array = _numeric_array(state, f"options['{STATE_OPTION}']").copy()
     if array.shape != (dim,):
         raise ValueError(
             f"options['{STATE_OPTION}'] must have shape ({dim},) = {layout}, "

@@ -180,6 +180,20 @@ def test_non_finite_actions_raise_value_error(stack):
     stack.run("NaN/inf actions", with_non_finite(box_arrays(env.action_space, finite)), check)
 
 
+def test_text_is_never_read_as_numbers(stack):
+    """numpy reads ``["0", "0"]`` as ``[0.0, 0.0]`` when asked for floats; an env, a
+    wrapper and a reset state must refuse it (the sweep once found the quadrotor taking it)."""
+    for env, space in (
+        (stack.env, stack.env.action_space),
+        (stack.chunk, stack.chunk.action_space),
+    ):
+        env.reset(seed=0)
+        with pytest.raises(TypeError, match="must hold numbers"):
+            env.step(np.full(space.shape, "0"))
+    with pytest.raises(TypeError, match="must hold numbers"):
+        stack.env.reset(options={"state": [str(v) for v in stack.state0]})
+
+
 def test_wrong_shapes_dtypes_and_junk_actions_raise_or_step_validly(stack):
     env, space = stack.env, stack.env.observation_space
     shape = env.action_space.shape

@@ -315,10 +315,23 @@ def write_report(records: list[dict], stem: Path) -> None:
             f"{', '.join(str(r['seed']) for r in runs)} | "
             f"{runs[0]['eval_seeds'][0]}–{runs[0]['eval_seeds'][1]} |"
         )
-        curve = runs[0]["curve"]
-        minutes = [p["train_min"] for p in curve]
-        axes[0].plot(minutes, [p["max_reward"] for p in curve], "o-", ms=3, label=name)
-        axes[1].plot(minutes, [p["success"] for p in curve], "o-", ms=3, label=name)
+        # the mean over training seeds (checkpoints at the same steps), each seed faintly
+        steps = sorted(set.intersection(*({p["step"] for p in r["curve"]} for r in runs)))
+        for ax, key in zip(axes, ("max_reward", "success"), strict=True):
+            at = [[next(p for p in r["curve"] if p["step"] == k) for k in steps] for r in runs]
+            minutes = np.mean([[p["train_min"] for p in points] for points in at], axis=0)
+            mean = np.mean([[p[key] for p in points] for points in at], axis=0)
+            (line,) = ax.plot(minutes, mean, "o-", ms=3, label=f"{name} ({len(runs)} seeds)")
+            if len(runs) > 1:
+                for points in at:
+                    ax.plot(
+                        minutes,
+                        [p[key] for p in points],
+                        "-",
+                        lw=0.6,
+                        alpha=0.4,
+                        color=line.get_color(),
+                    )
     threads = sorted({r["train_config"]["num_threads"] for r in records})
     xlabel = f"training minutes ({'/'.join(map(str, threads))} CPU thread(s))"
     axes[0].set(xlabel=xlabel, ylabel=score)

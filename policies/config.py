@@ -104,7 +104,8 @@ class DDPMPolicyConfig:
         denoiser: ``"mlp"`` (residual MLP, the CPU default) or ``"unet1d"`` (Diffusion
             Policy's 1-D temporal conditional U-Net, FiLM-conditioned).
         widths: hidden sizes of the MLP denoiser's residual blocks (keep them at least
-            ``horizon * controller_size``, the flattened chunk).
+            ``horizon * controller_size``, the flattened chunk: 128 on PushT; 688 on
+            Robomimic, measured with ``(1024, 1024)``).
         down_dims: channel widths of the U-Net's levels; ``(64, 128, 256)`` with kernel 5
             is the HINT paper's size (about 4.2 M parameters on the quadrotor).
         kernel_size: U-Net temporal convolution kernel size (odd).
@@ -400,8 +401,9 @@ class DiffusionBCConfig(_BCConfig):
 class TrainConfig:
     """How the DDPM chunking policy is trained (AdamW, cosine LR with warm-up, EMA).
 
-    The defaults are the measured CPU recipe (docs/results/recipe.md): 16000 steps of batch
-    256 take about 17 minutes on 2 CPU threads with the default policy.
+    The defaults are the measured CPU recipe (docs/results/recipe.md): 32000 steps of batch
+    256 take about 32 minutes on a 2-core CPU with the default policy (a second thread adds
+    little to so small a network).
 
     Attributes:
         steps: gradient steps.

@@ -7,6 +7,9 @@ level, without an ``if __name__ == "__main__":`` guard, would start the work aga
 every worker. Python then either breaks the pool or, when a large argument is being sent
 to a worker that already died, waits forever. :func:`spawn_pool` recognises that case
 before it starts a process and says how to fix it.
+
+Workers ignore Ctrl-C; the calling process reports it and stops them at once
+(:func:`worker_pool`, used by collection and by the rollouts of evaluation).
 """
 
 from __future__ import annotations

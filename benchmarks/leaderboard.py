@@ -49,7 +49,7 @@ from leaderboard_lib.runs import (
 from leaderboard_lib.suite import SUITES_DIR, SuiteError, expand, load_suite
 from tqdm import tqdm
 
-from hint_envs._io import interrupted
+from hint_envs._cli import interrupted
 
 
 @dataclass

@@ -16,10 +16,31 @@ import tempfile
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
-from hint_envs._io import interrupted
 from hint_envs.data.hdf5 import DatasetError
 
-__all__ = ["HelpFormatter", "check_output_file", "command_line_errors"]
+__all__ = [
+    "EXIT_INTERRUPTED",
+    "HelpFormatter",
+    "check_output_file",
+    "command_line_errors",
+    "interrupted",
+]
+
+#: Exit status after Ctrl-C (128 + SIGINT, what a shell reports for a job it interrupted).
+EXIT_INTERRUPTED = 130
+
+
+def interrupted(prog: str, kept: str | None = None) -> int:
+    """Report Ctrl-C in one line on stderr, ``<prog>: interrupted[; <kept>]``; returns 130.
+
+    ``kept`` says what was kept and how to go on, e.g. ``"rerun with --resume"``. Close
+    progress bars before (``try``/``finally``), so the line is not drawn over.
+    """
+    sys.stdout.flush()
+    line = f"{prog}: interrupted" if kept is None else f"{prog}: interrupted; {kept}"
+    print(line, file=sys.stderr, flush=True)
+    return EXIT_INTERRUPTED
+
 
 Main = Callable[[Sequence[str] | None], int]
 

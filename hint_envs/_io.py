@@ -1,4 +1,4 @@
-"""Files that survive a kill, and the way long jobs stop on Ctrl-C.
+"""Files that survive a kill.
 
 Every file a long job leaves for a later run to trust (demonstration files, saved
 policies, training checkpoints, leaderboard records) is written through :func:`atomic_path`
@@ -8,8 +8,8 @@ POSIX within one file system. A kill at any moment leaves the target absent, as 
 or complete, never half-written; at worst a hidden ``.tmp`` entry stays behind, which no
 reader looks at and :func:`remove_temporaries` deletes.
 
-``hint-collect``, ``hint-train`` and ``benchmarks/leaderboard.py`` report Ctrl-C with
-:func:`interrupted`: one line on stderr saying what was kept, and exit status 130.
+(Ctrl-C: the commands report it with :func:`hint_envs._cli.interrupted`; worker processes
+ignore it and are stopped by :mod:`hint_envs._workers`.)
 
 Only the standard library is imported here, so every module of the package can use it.
 """
@@ -20,7 +20,6 @@ import glob
 import json
 import os
 import shutil
-import sys
 import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -28,17 +27,12 @@ from pathlib import Path
 from typing import Any
 
 __all__ = [
-    "EXIT_INTERRUPTED",
     "atomic_dir",
     "atomic_path",
     "atomic_write_bytes",
     "atomic_write_json",
-    "interrupted",
     "remove_temporaries",
 ]
-
-#: Exit status after Ctrl-C (128 + SIGINT, what a shell reports for a job it interrupted).
-EXIT_INTERRUPTED = 130
 
 
 def _temporary_name(path: Path) -> Path:
@@ -151,15 +145,3 @@ def remove_temporaries(
             path.unlink(missing_ok=True)
         removed.append(path)
     return removed
-
-
-def interrupted(prog: str, kept: str | None = None) -> int:
-    """Report Ctrl-C in one line on stderr, ``<prog>: interrupted[; <kept>]``; returns 130.
-
-    ``kept`` says what was kept and how to go on, e.g. ``"rerun with --resume"``. Close
-    progress bars before (``try``/``finally``), so the line is not drawn over.
-    """
-    sys.stdout.flush()
-    line = f"{prog}: interrupted" if kept is None else f"{prog}: interrupted; {kept}"
-    print(line, file=sys.stderr, flush=True)
-    return EXIT_INTERRUPTED

@@ -190,7 +190,7 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 def _interrupted(out: Path) -> int:
     """Ctrl-C: one line saying which checkpoint is kept and how to continue."""
-    from hint_envs._io import interrupted
+    from hint_envs._cli import interrupted
     from policies.training import CHECKPOINTS, latest_checkpoints
 
     found = latest_checkpoints(out / CHECKPOINTS)

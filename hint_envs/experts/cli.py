@@ -25,8 +25,8 @@ import gymnasium as gym
 import numpy as np
 
 import hint_envs
-from hint_envs._cli import HelpFormatter, check_output_file, command_line_errors
-from hint_envs._io import interrupted, remove_temporaries
+from hint_envs._cli import HelpFormatter, check_output_file, command_line_errors, interrupted
+from hint_envs._io import remove_temporaries
 from hint_envs.data.hdf5 import write_demonstrations
 from hint_envs.experts import EXPERTS, demo
 from hint_envs.experts.collect import collect_demonstrations

@@ -16,7 +16,7 @@ import tempfile
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
-from hint_envs.data.hdf5 import DatasetError
+from hint_envs._io import DatasetError
 
 __all__ = [
     "EXIT_INTERRUPTED",

@@ -1,4 +1,4 @@
-"""Files that survive a kill.
+"""Files that survive a kill, and the error for a file that cannot be read.
 
 Every file a long job leaves for a later run to trust (demonstration files, saved
 policies, training checkpoints, leaderboard records) is written through :func:`atomic_path`
@@ -27,12 +27,22 @@ from pathlib import Path
 from typing import Any
 
 __all__ = [
+    "DatasetError",
     "atomic_dir",
     "atomic_path",
     "atomic_write_bytes",
     "atomic_write_json",
     "remove_temporaries",
 ]
+
+
+class DatasetError(ValueError):
+    """A demonstration file is missing, unreadable, or not in the expected layout.
+
+    Defined here, with no package imports, so that the command-line helpers
+    (:mod:`hint_envs._cli`) can catch it without importing :mod:`hint_envs.data`; it is
+    exported as ``hint_envs.data.DatasetError``.
+    """
 
 
 def _temporary_name(path: Path) -> Path:

@@ -64,15 +64,14 @@ from policies.config import DiffusionBCConfig, MLPBCConfig, TrainConfig
 from policies.devices import check_device
 from policies.networks import JointMLPDenoiser
 from policies.sampling import DiffusionSampler
-from policies.serialization import atomic_write_json, save_policy
+from policies.serialization import save_policy
 from policies.training import (
-    TRAINING_LOG,
     ChunkData,
     _Batches,
     _check_dataset,
     _optimize,
+    _save_trained,
     _torch_threads,
-    _training_record,
     chunk_env_spaces,
 )
 
@@ -521,9 +520,7 @@ def train_mlp_bc(
         history[-1]["loss"],
     )
     if out_dir is not None:
-        save_policy(policy, out_dir)
-        record = _training_record(dataset, config, train_config, seed, history, elapsed)
-        atomic_write_json(out_dir / TRAINING_LOG, record)
+        _save_trained(policy, out_dir, dataset, config, train_config, seed, history, elapsed)
     return policy
 
 
@@ -606,8 +603,9 @@ def train_diffusion_bc(
         history[-1]["dm_loss"],
     )
     if out_dir is not None:
-        save_policy(policy, out_dir)
-        record = _training_record(
+        _save_trained(
+            policy,
+            out_dir,
             dataset,
             config,
             train_config,
@@ -617,5 +615,4 @@ def train_diffusion_bc(
             diffusion_history=diffusion_history,
             diffusion_seconds=diffusion_s,
         )
-        atomic_write_json(out_dir / TRAINING_LOG, record)
     return policy

@@ -528,18 +528,16 @@ def train(
         history[-1]["loss"],
     )
     if out_dir is not None:
-        save_policy(policy, out_dir)
-        atomic_write_json(
-            out_dir / TRAINING_LOG,
-            _training_record(
-                dataset,
-                config,
-                train_config,
-                seed,
-                history,
-                elapsed,
-                resumed_from_step=resumed_from,
-            ),
+        _save_trained(
+            policy,
+            out_dir,
+            dataset,
+            config,
+            train_config,
+            seed,
+            history,
+            elapsed,
+            resumed_from_step=resumed_from,
         )
     return policy
 
@@ -670,6 +668,23 @@ def _resume(folder: Path, trainer: tuple, fingerprint: dict[str, Any], steps: in
         return loop
     logger.info("no checkpoint in %s yet; training from scratch", folder)
     return LoopState()
+
+
+def _save_trained(
+    policy: Any,
+    out_dir: Path,
+    dataset: ChunkData,
+    config: Any,
+    train_config: TrainConfig,
+    seed: int,
+    history: list[dict[str, float]],
+    elapsed: float,
+    **extra: Any,
+) -> None:
+    """Save the trained ``policy`` and its ``training.json`` record into ``out_dir``."""
+    save_policy(policy, out_dir)
+    record = _training_record(dataset, config, train_config, seed, history, elapsed, **extra)
+    atomic_write_json(out_dir / TRAINING_LOG, record)
 
 
 def _training_record(

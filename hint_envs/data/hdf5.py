@@ -47,7 +47,7 @@ from typing import Any
 import h5py
 import numpy as np
 
-from hint_envs._io import atomic_path
+from hint_envs._io import DatasetError, atomic_path
 from hint_envs.core import Primitives
 from hint_envs.experts.base import Demonstration
 
@@ -94,10 +94,6 @@ _H5_ERRORS = (
 )
 _STEP_DATASETS = ("actions", "rewards", "dones", "states")
 _PRIMITIVE_DATASETS = ("u_bar", "x_bar", "K")
-
-
-class DatasetError(ValueError):
-    """A demonstration file is missing, unreadable, or not in the expected layout."""
 
 
 @dataclass

@@ -3,7 +3,8 @@
 * :mod:`~hint_envs.evaluation.rollout` — the evaluation env stack, batched policy
   rollouts and expert rollouts, as :class:`EpisodeRecord` objects;
 * :mod:`~hint_envs.evaluation.metrics` — success, return, trajectory error and the
-  imitation loss L_marg,eps (exact optimal couplings);
+  imitation loss L_marg,eps, and the theory's TV_eps, D_train,eps and D_test,eps (exact
+  optimal couplings);
 * :mod:`~hint_envs.evaluation.evaluate` — :func:`evaluate`, the protocol that puts them
   together, and its JSON-serialisable :class:`EvaluationResult`.
 
@@ -23,6 +24,8 @@ from hint_envs.evaluation.evaluate import (
 from hint_envs.evaluation.metrics import (
     METRIC_NAMES,
     Summary,
+    d_test_eps,
+    d_train_eps,
     imitation_loss,
     mean_max_reward,
     mean_return,
@@ -31,6 +34,7 @@ from hint_envs.evaluation.metrics import (
     summarize,
     summarize_imitation_loss,
     trajectory_error,
+    tv_eps,
 )
 from hint_envs.evaluation.rollout import (
     EpisodeRecord,
@@ -46,6 +50,8 @@ __all__ = [
     "EpisodeRecord",
     "EvaluationResult",
     "Summary",
+    "d_test_eps",
+    "d_train_eps",
     "derive_seed",
     "evaluate",
     "format_metrics",
@@ -61,4 +67,5 @@ __all__ = [
     "summarize",
     "summarize_imitation_loss",
     "trajectory_error",
+    "tv_eps",
 ]

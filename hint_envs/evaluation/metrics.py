@@ -14,6 +14,11 @@ the expert's and the imitator's distributions that share the initial state, that
 control states at ``t`` are more than ``eps`` apart. On ``n`` expert and ``n'`` imitator
 rollouts from one initial state the couplings are those of two uniform empirical
 distributions, and the optimum is computed exactly (see :func:`min_mismatch_fraction`).
+
+The same optimal-transport problem gives the theory's distances (Block et al., 2023,
+Sec. 3): :func:`tv_eps`, the ``eps``-relaxed total variation ``TV_eps(P, Q)`` between two
+empirical distributions; :func:`d_train_eps`, policy vs expert actions on expert states;
+and :func:`d_test_eps`, the per-time-step state marginals of imitator vs expert rollouts.
 """
 
 from __future__ import annotations
@@ -39,6 +44,9 @@ __all__ = [
     "min_mismatch_fraction",
     "imitation_loss",
     "summarize_imitation_loss",
+    "tv_eps",
+    "d_train_eps",
+    "d_test_eps",
     "MAX_REPLICATED_SIZE",
 ]
 
@@ -343,3 +351,111 @@ def summarize_imitation_loss(loss: np.ndarray) -> dict[str, float]:
     if loss.ndim != 1 or loss.size == 0:
         raise ValueError(f"expected a non-empty (T,) imitation-loss curve, got shape {loss.shape}")
     return {"mean": float(loss.mean()), "max": float(loss.max())}
+
+
+def _atoms(samples: Any, what: str) -> np.ndarray:
+    """``(n, d)`` finite float64 atoms from ``(n,)`` or ``(n, d)`` samples."""
+    array = np.asarray(samples, dtype=np.float64)
+    if array.ndim == 1:
+        array = array[:, None]
+    if array.ndim != 2 or array.shape[0] == 0:
+        raise ValueError(
+            f"{what} must be a non-empty (n,) or (n, d) array of samples, got shape {array.shape}"
+        )
+    if not np.all(np.isfinite(array)):
+        raise ValueError(f"{what} contains NaN or inf")
+    return array
+
+
+def _check_eps(eps: Any, allow_zero: bool) -> float:
+    if isinstance(eps, bool) or not isinstance(eps, (int, float, np.floating, np.integer)):
+        raise ValueError(f"eps must be a finite number, got {eps!r}")
+    if not np.isfinite(eps) or eps < 0 or (eps == 0 and not allow_zero):
+        bound = ">= 0" if allow_zero else "> 0"
+        raise ValueError(f"eps must be a finite number {bound} (a distance threshold), got {eps!r}")
+    return float(eps)
+
+
+def tv_eps(p: Any, q: Any, eps: float = 0.0) -> float:
+    """``TV_eps(P, Q)``: the smallest ``P(||X - Y|| > eps)`` over couplings of ``P`` and ``Q``.
+
+    ``P`` and ``Q`` are the uniform empirical distributions of the samples. With
+    ``eps = 0`` this is the total variation distance of the two empirical distributions
+    (atoms that are equal cost nothing); a positive ``eps`` forgives displacements up to
+    ``eps``, the relaxation the HINT paper's theory is stated in. Solved exactly, as
+    :func:`min_mismatch_fraction` (an assignment problem with a 0/1 cost).
+
+    Args:
+        p: ``(n,)`` or ``(n, d)`` samples of ``P``.
+        q: ``(m,)`` or ``(m, d)`` samples of ``Q`` (same ``d``).
+        eps: distance threshold, ``>= 0``.
+
+    Returns:
+        a number in ``[0, 1]``.
+
+    Raises:
+        ValueError: empty, non-finite or mismatched samples, or a negative ``eps``.
+
+    Example:
+        >>> tv_eps([0.0, 0.0, 1.0, 1.0], [0.0, 1.0, 1.0, 1.0])
+        0.25
+        >>> tv_eps([0.0, 1.0], [0.05, 1.05], eps=0.1)
+        0.0
+    """
+    eps = _check_eps(eps, allow_zero=True)
+    a, b = _atoms(p, "p"), _atoms(q, "q")
+    if a.shape[1] != b.shape[1]:
+        raise ValueError(f"p and q differ in dimension: {a.shape[1]} vs {b.shape[1]}")
+    return min_mismatch_fraction(a, b, eps)
+
+
+def d_train_eps(policy_actions: Any, expert_actions: Any, eps: float) -> float:
+    """``D_train,eps``: the policy's and the expert's actions on the expert's states.
+
+    ``(1/N) sum_n TV_eps(pi_hat(. | s_n), pi*(. | s_n))`` over ``N`` expert states
+    ``s_n``, each side given by samples of its action at that state (one sample for a
+    deterministic expert).
+
+    Args:
+        policy_actions: ``(N, K, d)`` ``K`` policy samples at each of the ``N`` states.
+        expert_actions: ``(N, M, d)`` or ``(N, d)`` (one sample) expert actions there.
+        eps: distance threshold in action units, ``>= 0``.
+
+    Returns:
+        the mean over states, in ``[0, 1]``.
+    """
+    eps = _check_eps(eps, allow_zero=True)
+    policy = np.asarray(policy_actions, dtype=np.float64)
+    expert = np.asarray(expert_actions, dtype=np.float64)
+    if expert.ndim == 2:
+        expert = expert[:, None, :]
+    if policy.ndim != 3 or expert.ndim != 3 or policy.shape[0] != expert.shape[0]:
+        raise ValueError(
+            "expected policy actions (N, K, d) and expert actions (N, M, d) or (N, d) at the "
+            f"same N states, got shapes {policy.shape} and {np.asarray(expert_actions).shape}"
+        )
+    if policy.shape[0] == 0:
+        raise ValueError("no states: give at least one expert state")
+    return float(np.mean([tv_eps(pol, exp, eps) for pol, exp in zip(policy, expert)]))
+
+
+def d_test_eps(imitator: Any, expert: Any, eps: float) -> np.ndarray:
+    """``D_test,eps`` per time step: ``TV_eps`` of the imitator's and the expert's states.
+
+    The marginals at time ``t`` pool every rollout of each side (the initial states are
+    drawn from the same distribution, not paired), unlike :func:`imitation_loss`, whose
+    couplings share the initial state. Trajectories that end early stay at their last
+    state.
+
+    Args:
+        imitator: ``(n, T, d)`` control states, or ``n`` ragged ``(T_i, d)`` trajectories
+            (arrays or EpisodeRecords).
+        expert: ``(m, T', d)`` or ``m`` ragged trajectories; same ``d``.
+        eps: distance threshold in control-state units, ``> 0``.
+
+    Returns:
+        ``(T,)`` values in ``[0, 1]`` (``T`` the longest length); the theory bounds their
+        maximum.
+    """
+    eps = _check_eps(eps, allow_zero=False)
+    return imitation_loss([list(expert)], [list(imitator)], eps)

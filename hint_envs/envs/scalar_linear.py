@@ -306,9 +306,9 @@ class ScalarLinearEnv(gym.Env):
     | ``b`` | 1.0 | input coefficient, non-zero |
     | ``noise_std`` | 0.0 | standard deviation of the process noise ``w_t`` |
     | ``initial_scale`` | 1.0 | start states uniform in ``[-initial_scale, initial_scale]`` |
-    | ``state_limit`` | 1e6 | terminate once ``|x| > state_limit`` |
+    | ``state_limit`` | 1e6 | terminate once the state's magnitude exceeds it |
     | ``action_limit`` | 1e6 | inputs clipped to ``[-action_limit, action_limit]`` |
-    | ``success_tolerance`` | 0.1 | success when ``|x| <= success_tolerance`` |
+    | ``success_tolerance`` | 0.1 | success while the state's magnitude is at most it |
     | ``render_mode`` | None | ``"rgb_array"``: ``render()`` returns a ``(48, 256, 3)`` frame |
 
     Invalid values raise ``TypeError`` or ``ValueError`` saying which argument and why
@@ -360,7 +360,9 @@ class ScalarLinearEnv(gym.Env):
         """Copy of the exact state ``(1,)`` (equal to the observation)."""
         return self._state.copy()
 
-    def reset(self, *, seed: int | None = None, options: dict | None = None):
+    def reset(
+        self, *, seed: int | None = None, options: dict | None = None
+    ) -> tuple[np.ndarray, dict[str, Any]]:
         """Reset to a uniform start state, or to ``options["state"]`` exactly.
 
         Returns:
@@ -391,7 +393,7 @@ class ScalarLinearEnv(gym.Env):
             self._state = self.np_random.uniform(-scale, scale, size=STATE_DIM)
         return self._state.copy(), self._info()
 
-    def step(self, action):
+    def step(self, action: Any) -> tuple[np.ndarray, float, bool, bool, dict[str, Any]]:
         """Apply the input ``action`` ``(1,)`` (clipped to the action space) for one step.
 
         Returns:

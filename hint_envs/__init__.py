@@ -32,4 +32,10 @@ for _task in ("Lift", "Can", "Square"):
         max_episode_steps=400,  # hint_envs.envs.robomimic.HORIZON: robomimic's rollout horizon
     )
 
+register(
+    id="hint_envs/ScalarLinear-v0",
+    entry_point="hint_envs.envs.scalar_linear:ScalarLinearEnv",
+    max_episode_steps=50,
+)
+
 __all__ = ["__version__"]

@@ -3,6 +3,9 @@
 - :mod:`hint_envs.envs.planar_quadrotor`: ``hint_envs/PlanarQuadrotor-v0``
   (:class:`PlanarQuadrotorEnv`, its batched :class:`PlanarQuadrotorVectorEnv`, and the
   pure functions over :class:`QuadrotorParams`).
+- :mod:`hint_envs.envs.scalar_linear`: ``hint_envs/ScalarLinear-v0``
+  (:class:`ScalarLinearEnv`, the scalar system ``x' = a x + b u + w`` of the theory's
+  compounding-error example, and its pure functions over :class:`ScalarLinearParams`).
 - :mod:`hint_envs.envs.pusht`: ``hint_envs/PushT-v0`` (:class:`~hint_envs.envs.pusht.PushTEnv`
   around gym-pusht's own environment, and the agent's exact linear model); needs the
   ``pusht`` extra, so it is not imported here.
@@ -23,10 +26,13 @@ from hint_envs.envs.planar_quadrotor import (
     QuadrotorParams,
     QuadrotorRenderer,
 )
+from hint_envs.envs.scalar_linear import ScalarLinearEnv, ScalarLinearParams
 
 __all__ = [
     "PlanarQuadrotorEnv",
     "PlanarQuadrotorVectorEnv",
     "QuadrotorParams",
     "QuadrotorRenderer",
+    "ScalarLinearEnv",
+    "ScalarLinearParams",
 ]

@@ -32,4 +32,10 @@ for _task in ("Lift", "Can", "Square"):
         max_episode_steps=400,  # hint_envs.envs.robomimic.HORIZON: robomimic's rollout horizon
     )
 
+register(
+    id="hint_envs/Bifurcation-v0",
+    entry_point="hint_envs.envs.bifurcation:BifurcationEnv",
+    max_episode_steps=70,  # 7 s: the expert arrives after 6.2 s (its default timing)
+)
+
 __all__ = ["__version__"]

@@ -3,6 +3,9 @@
 - :mod:`hint_envs.envs.planar_quadrotor`: ``hint_envs/PlanarQuadrotor-v0``
   (:class:`PlanarQuadrotorEnv`, its batched :class:`PlanarQuadrotorVectorEnv`, and the
   pure functions over :class:`QuadrotorParams`).
+- :mod:`hint_envs.envs.bifurcation`: ``hint_envs/Bifurcation-v0``
+  (:class:`BifurcationEnv`, a 2-D double integrator round a disc obstacle, and the pure
+  functions over :class:`BifurcationParams`).
 - :mod:`hint_envs.envs.pusht`: ``hint_envs/PushT-v0`` (:class:`~hint_envs.envs.pusht.PushTEnv`
   around gym-pusht's own environment, and the agent's exact linear model); needs the
   ``pusht`` extra, so it is not imported here.
@@ -17,6 +20,7 @@ points registered in :mod:`hint_envs`.
 
 from __future__ import annotations
 
+from hint_envs.envs.bifurcation import BifurcationEnv, BifurcationParams
 from hint_envs.envs.planar_quadrotor import (
     PlanarQuadrotorEnv,
     PlanarQuadrotorVectorEnv,
@@ -25,6 +29,8 @@ from hint_envs.envs.planar_quadrotor import (
 )
 
 __all__ = [
+    "BifurcationEnv",
+    "BifurcationParams",
     "PlanarQuadrotorEnv",
     "PlanarQuadrotorVectorEnv",
     "QuadrotorParams",

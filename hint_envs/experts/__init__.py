@@ -19,6 +19,7 @@ EXPERTS: dict[str, str] = {
     "hint_envs/RobomimicLift-v0": "hint_envs.experts.robomimic:RobomimicLiftExpert",
     "hint_envs/RobomimicCan-v0": "hint_envs.experts.robomimic:RobomimicCanExpert",
     "hint_envs/RobomimicSquare-v0": "hint_envs.experts.robomimic:RobomimicSquareExpert",
+    "hint_envs/Bifurcation-v0": "hint_envs.experts.bifurcation:BifurcationExpert",
 }
 
 

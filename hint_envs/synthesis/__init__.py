@@ -20,6 +20,7 @@ SYNTHESIZERS: dict[str, str] = {
     "hint_envs/RobomimicLift-v0": "hint_envs.synthesis.robomimic:synthesize",
     "hint_envs/RobomimicCan-v0": "hint_envs.synthesis.robomimic:synthesize",
     "hint_envs/RobomimicSquare-v0": "hint_envs.synthesis.robomimic:synthesize",
+    "hint_envs/Bifurcation-v0": "hint_envs.synthesis.bifurcation:synthesize",
 }
 
 

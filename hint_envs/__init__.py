@@ -38,4 +38,10 @@ register(
     max_episode_steps=50,
 )
 
+register(
+    id="hint_envs/Bifurcation-v0",
+    entry_point="hint_envs.envs.bifurcation:BifurcationEnv",
+    max_episode_steps=70,  # 7 s: the expert arrives after 6.2 s (its default timing)
+)
+
 __all__ = ["__version__"]

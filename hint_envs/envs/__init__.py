@@ -6,6 +6,9 @@
 - :mod:`hint_envs.envs.scalar_linear`: ``hint_envs/ScalarLinear-v0``
   (:class:`ScalarLinearEnv`, the scalar system ``x' = a x + b u + w`` of the theory's
   compounding-error example, and its pure functions over :class:`ScalarLinearParams`).
+- :mod:`hint_envs.envs.bifurcation`: ``hint_envs/Bifurcation-v0``
+  (:class:`BifurcationEnv`, a 2-D double integrator round a disc obstacle, and the pure
+  functions over :class:`BifurcationParams`).
 - :mod:`hint_envs.envs.pusht`: ``hint_envs/PushT-v0`` (:class:`~hint_envs.envs.pusht.PushTEnv`
   around gym-pusht's own environment, and the agent's exact linear model); needs the
   ``pusht`` extra, so it is not imported here.
@@ -20,6 +23,7 @@ points registered in :mod:`hint_envs`.
 
 from __future__ import annotations
 
+from hint_envs.envs.bifurcation import BifurcationEnv, BifurcationParams
 from hint_envs.envs.planar_quadrotor import (
     PlanarQuadrotorEnv,
     PlanarQuadrotorVectorEnv,
@@ -29,6 +33,8 @@ from hint_envs.envs.planar_quadrotor import (
 from hint_envs.envs.scalar_linear import ScalarLinearEnv, ScalarLinearParams
 
 __all__ = [
+    "BifurcationEnv",
+    "BifurcationParams",
     "PlanarQuadrotorEnv",
     "PlanarQuadrotorVectorEnv",
     "QuadrotorParams",

@@ -20,6 +20,7 @@ EXPERTS: dict[str, str] = {
     "hint_envs/RobomimicCan-v0": "hint_envs.experts.robomimic:RobomimicCanExpert",
     "hint_envs/RobomimicSquare-v0": "hint_envs.experts.robomimic:RobomimicSquareExpert",
     "hint_envs/ScalarLinear-v0": "hint_envs.experts.scalar_linear:ScalarLinearExpert",
+    "hint_envs/Bifurcation-v0": "hint_envs.experts.bifurcation:BifurcationExpert",
 }
 
 

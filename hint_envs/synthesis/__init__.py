@@ -21,6 +21,7 @@ SYNTHESIZERS: dict[str, str] = {
     "hint_envs/RobomimicCan-v0": "hint_envs.synthesis.robomimic:synthesize",
     "hint_envs/RobomimicSquare-v0": "hint_envs.synthesis.robomimic:synthesize",
     "hint_envs/ScalarLinear-v0": "hint_envs.synthesis.scalar_linear:synthesize",
+    "hint_envs/Bifurcation-v0": "hint_envs.synthesis.bifurcation:synthesize",
 }
 
 

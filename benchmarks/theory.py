@@ -57,7 +57,7 @@ from scipy.stats import norm
 import hint_envs  # noqa: F401  (registers the environments)
 from hint_envs._cli import interrupted
 from hint_envs._io import atomic_write_bytes, atomic_write_json
-from hint_envs.core import CompositeActionLayout
+from hint_envs.core import CompositeActionLayout, Primitives
 from hint_envs.experts import make_expert
 from hint_envs.synthesis import synthesize
 from hint_envs.wrappers import PrimitiveControllerWrapper
@@ -194,9 +194,10 @@ def unstable_chunk(delta: float = 1e-6, horizon: int = 30, a: float = 2.0) -> di
         wrapped = PrimitiveControllerWrapper(env, chunk_length=horizon, obs_horizon=1, gains=gains)
         wrapped.reset(seed=0, options={"state": np.array([1.0])})
         layout = CompositeActionLayout(1, 1, horizon, gains=gains)
-        shifted = type(primitives)(primitives.u_bar + delta, primitives.x_bar, primitives.K)
-        _, _, _, _, info = wrapped.step(layout.pack(shifted))
-        states = np.concatenate([[1.0], np.asarray(info["inner_states"])[:, 0]])
+        shifted = Primitives(primitives.u_bar + delta, primitives.x_bar, primitives.K)
+        obs, _, _, _, info = wrapped.step(layout.pack(shifted))
+        # inner_states are the states each controller saw, x_0 .. x_{H-1}; obs ends at x_H
+        states = np.append(np.asarray(info["inner_states"])[:, 0], obs[-1, 0])
         gap = np.abs(states - reference[: len(states)])
         key = "gains" if gains else "raw"
         result[f"{key}_gap"] = gap.tolist()
@@ -703,6 +704,7 @@ def main() -> int:
     if problem:
         print(f"theory.py: error: {problem}", file=sys.stderr)
         return 2
+    out.parent.mkdir(parents=True, exist_ok=True)
     previous = (
         json.loads(out.with_suffix(".json").read_text())
         if out.with_suffix(".json").exists()

@@ -527,7 +527,9 @@ class BifurcationEnv(gym.Env):
         """Copy of the exact simulator state ``(4,)`` (equal to the observation)."""
         return self._state.copy()
 
-    def reset(self, *, seed: int | None = None, options: dict | None = None):
+    def reset(
+        self, *, seed: int | None = None, options: dict[str, Any] | None = None
+    ) -> tuple[np.ndarray, dict[str, Any]]:
         """Start at rest on the start band, or in exactly ``options["state"]``.
 
         Returns:
@@ -563,7 +565,7 @@ class BifurcationEnv(gym.Env):
         )
         return self._state.copy(), info
 
-    def step(self, action):
+    def step(self, action: np.ndarray) -> tuple[np.ndarray, float, bool, bool, dict[str, Any]]:
         """Apply the acceleration ``action`` ``(2,)`` for one step of ``dt``.
 
         Returns:

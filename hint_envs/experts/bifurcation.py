@@ -156,7 +156,7 @@ class BifurcationExpert:
         >>> expert = BifurcationExpert()
         >>> demo = expert.demonstrate(seed=0)
         >>> demo.attrs["mode"], demo.success, demo.actions.shape
-        ('right', True, (70, 2))
+        ('left', True, (70, 2))
     """
 
     def __init__(

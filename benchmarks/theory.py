@@ -285,12 +285,18 @@ def _run_key(run: dict[str, Any]) -> str:
     return hashlib.sha1(json.dumps(run, sort_keys=True).encode()).hexdigest()[:12]
 
 
+def _collided(record: Any) -> bool:
+    """Whether an episode ended in the obstacle (the env's ``info["collision"]``)."""
+    if "final_info" in record.extra:
+        return bool(record.extra["final_info"].get("collision", False))
+    return bool(record.extra.get("collision", False))  # expert rollouts: the demo's attrs
+
+
 def bifurcation_run(run: dict[str, Any], work: str) -> dict[str, Any]:
     """Train one policy (``run``: kind, sigma, seed and the settings) and measure it."""
     import torch
 
     from hint_envs.data import ChunkDataset
-    from hint_envs.envs.bifurcation import BifurcationParams, collided
     from hint_envs.evaluation import d_test_eps, d_train_eps, evaluate
     from hint_envs.wrappers.replica_noise import add_replica_noise
     from policies.config import TrainConfig
@@ -325,11 +331,10 @@ def bifurcation_run(run: dict[str, Any], work: str) -> dict[str, Any]:
         progress=False,
         sample_seed=run["seed"],
     )
-    params = BifurcationParams(start_width=run["test_width"])
     imitator = [r.states for r in result.records]
     expert = [r.states for r in result.expert_records]
-    collisions = [bool(np.any(collided(s[:, :2], params))) for s in imitator]
-    expert_collisions = [bool(np.any(collided(s[:, :2], params))) for s in expert]
+    collisions = [_collided(r) for r in result.records]
+    expert_collisions = [_collided(r) for r in result.expert_records]
     d_test = d_test_eps(imitator, expert, run["eps_state"])
 
     # D_train: K policy chunks (through the replica noise) vs the expert's chunk, on the

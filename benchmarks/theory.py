@@ -46,7 +46,7 @@ import math
 import platform
 import sys
 import time
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any, Literal
 
@@ -93,9 +93,9 @@ class Args:
     """processes training bifurcation policies side by side (1: this process)"""
     test_width: float = 0.1
     """bifurcation test starts: y_0 ~ U[-w, w], the band round the modes' boundary"""
-    eps_state: float = 0.25
+    eps_state: float = 0.5
     """D_test threshold in state units (position m, velocity m/s)"""
-    eps_action: float = 1.0
+    eps_action: float = 0.25
     """D_train threshold on a chunk of nominal inputs (m/s², Euclidean over the chunk)"""
     eps_scalar: float = 0.001
     """the learners' training error on the zero trajectory (scalar example)"""
@@ -247,6 +247,9 @@ def step_policy_tv(sigmas: tuple[float, ...], samples: int = 200_000, seed: int 
 #: the two action representations of the paper's Fig. 3/4 (each run with and without noise)
 KINDS = {"raw": False, "primitive": True}  # kind -> gains
 TEST_SEEDS_START = 100000
+#: starts y_0 in [-w, w] where the first decision's mode probability is measured
+MODE_GRID_HALF_WIDTH = 0.1
+MODE_SAMPLES = 200
 #: states of the held-out expert demonstrations D_train is measured on (seeds 50000 on)
 HELD_OUT_START = 50000
 
@@ -285,6 +288,20 @@ def _run_key(run: dict[str, Any]) -> str:
     return hashlib.sha1(json.dumps(run, sort_keys=True).encode()).hexdigest()[:12]
 
 
+def _sample_u_bar(policy: Any, states: np.ndarray, k: int, sigma: float, seed: int) -> np.ndarray:
+    """``(len(states) * k, chunk_length, d_u)`` nominal inputs of ``k`` chunks sampled at
+    each state, each seen through the replica noise ``sigma`` (``pi_sigma``)."""
+    from hint_envs.wrappers.replica_noise import add_replica_noise
+
+    config = policy.config
+    rng = np.random.default_rng([seed, 7])
+    observed = add_replica_noise(np.repeat(states, k, axis=0), sigma, policy.noise_scale, rng)
+    policy.seed(seed)
+    actions, _ = policy.predict(observed[:, None, :])
+    layout = CompositeActionLayout(2, 4, config.chunk_length, gains=config.gains)
+    return layout.unpack(actions).u_bar
+
+
 def _collided(record: Any) -> bool:
     """Whether an episode ended in the obstacle (the env's ``info["collision"]``)."""
     if "final_info" in record.extra:
@@ -297,8 +314,9 @@ def bifurcation_run(run: dict[str, Any], work: str) -> dict[str, Any]:
     import torch
 
     from hint_envs.data import ChunkDataset
+    from hint_envs.envs.bifurcation import BifurcationParams
     from hint_envs.evaluation import d_test_eps, d_train_eps, evaluate
-    from hint_envs.wrappers.replica_noise import add_replica_noise
+    from hint_envs.experts.bifurcation import side_taken
     from policies.config import TrainConfig
     from policies.training import train
 
@@ -345,19 +363,21 @@ def bifurcation_run(run: dict[str, Any], work: str) -> dict[str, Any]:
         for t in range(0, len(demo) - config.chunk_length + 1, config.chunk_length):
             states.append(demo.observations[t])
             chunks.append(demo.actions[t : t + config.chunk_length].ravel())
-    states, chunks = np.asarray(states), np.asarray(chunks)
-    k = run["samples"]
-    rng = np.random.default_rng([run["seed"], 7])
-    observed = add_replica_noise(
-        np.repeat(states, k, axis=0), run["sigma"], policy.noise_scale, rng
+    u_bar = _sample_u_bar(policy, np.asarray(states), run["samples"], run["sigma"], run["seed"])
+    d_train = d_train_eps(
+        u_bar.reshape(len(states), run["samples"], -1), np.asarray(chunks), run["eps_action"]
     )
-    policy.seed(run["seed"])
-    actions, _ = policy.predict(observed[:, None, :])
-    from hint_envs.core import CompositeActionLayout
 
-    layout = CompositeActionLayout(2, 4, config.chunk_length, gains=config.gains)
-    u_bar = layout.unpack(actions).u_bar.reshape(len(states), k, -1)
-    d_train = d_train_eps(u_bar, chunks, run["eps_action"])
+    # the first decision's mode, P(left | y_0), on a grid of starts across the boundary:
+    # |P(left | y) - P(left | y')| is a lower bound on the TV the replica noise bounds
+    grid = np.linspace(-MODE_GRID_HALF_WIDTH, MODE_GRID_HALF_WIDTH, 21)
+    starts = np.zeros((len(grid), 4))
+    starts[:, 1] = grid
+    first = _sample_u_bar(policy, starts, MODE_SAMPLES, run["sigma"], run["seed"] + 1)
+    p_left = (first[..., 1].sum(axis=-1) > 0).reshape(len(grid), MODE_SAMPLES).mean(axis=1)
+    params = BifurcationParams()
+    sides = [side_taken(r.states, params) for r in result.records]
+    expert_sides = [side_taken(r.states, params) for r in result.expert_records]
     return {
         **run,
         "success": float(np.mean([r.success for r in result.records])),
@@ -365,6 +385,20 @@ def bifurcation_run(run: dict[str, Any], work: str) -> dict[str, Any]:
         "expert_success": float(np.mean([r.success for r in result.expert_records])),
         "expert_collision": float(np.mean(expert_collisions)),
         "d_train": d_train,
+        "d_train_by_eps": {
+            str(e): d_train_eps(
+                u_bar.reshape(len(states), run["samples"], -1), np.asarray(chunks), e
+            )
+            for e in (0.1, 0.25, 0.5, 1.0)
+        },
+        "d_test_by_eps": {
+            str(e): float(np.max(d_test_eps(imitator, expert, e))) for e in (0.25, 0.5, 1.0)
+        },
+        "left": float(np.mean([side == "left" for side in sides])),
+        "expert_left": float(np.mean([side == "left" for side in expert_sides])),
+        "mode_grid": grid.tolist(),
+        "mode_p_left": p_left.tolist(),
+        "noise_scale_y": float(np.asarray(policy.noise_scale)[1]),
         "d_test": float(np.max(d_test)),
         "d_test_curve": d_test.tolist(),
         "positions": [np.round(s[:, :2], 4).tolist() for s in imitator],
@@ -376,8 +410,9 @@ def bifurcation_run(run: dict[str, Any], work: str) -> dict[str, Any]:
 
 def bifurcation(args: Args) -> list[dict[str, Any]]:
     """Every (kind, sigma, seed) run, resumed from ``<work>/bifurcation.jsonl``."""
-    from hint_envs._workers import worker_pool
     from tqdm import tqdm
+
+    from hint_envs._workers import worker_pool
 
     work = REPO / args.work
     work.mkdir(parents=True, exist_ok=True)
@@ -526,45 +561,73 @@ def _plot_bifurcation(records: list[dict[str, Any]], sigmas: tuple[float, ...], 
     params = BifurcationParams()
     noisy = max(sigmas)
     panels = [
-        ("expert", None, None),
-        ("raw", 0.0, 0),
-        ("raw", noisy, 0),
-        ("primitive", 0.0, 0),
-        ("primitive", noisy, 0),
+        ("expert", 0.0),
+        ("raw", 0.0),
+        ("raw", noisy),
+        ("primitive", 0.0),
+        ("primitive", noisy),
     ]
-    fig, axes = plt.subplots(1, len(panels) + 1, figsize=(4 * (len(panels) + 1), 3.6))
-    for ax, (kind, sigma, seed) in zip(axes, panels):
+    fig, axes = plt.subplots(2, len(panels), figsize=(4 * len(panels), 6.8))
+    for ax, (kind, sigma) in zip(axes[0], panels, strict=True):
         if kind == "expert":
             record = next(r for r in records if r["seed"] == 0)
             paths, title = record["expert_positions"], "expert"
         else:
             record = next(
-                r
-                for r in records
-                if r["kind"] == kind and r["sigma"] == sigma and r["seed"] == seed
+                r for r in records if r["kind"] == kind and r["sigma"] == sigma and r["seed"] == 0
             )
             paths = record["positions"]
-            title = f"{kind} chunks, σ = {sigma:g}: {record['collision']:.0%} collide"
+            title = (
+                f"{kind} chunks, σ = {sigma:g}: {record['success']:.0%} succeed, "
+                f"{record['collision']:.0%} collide"
+            )
         ax.add_patch(Circle(params.obstacle_center, params.obstacle_radius, color="0.6"))
         for positions in paths:
             positions = np.asarray(positions)
             ax.plot(positions[:, 0], positions[:, 1], lw=0.7, alpha=0.7)
         ax.plot(*params.goal, "g*", ms=10)
-        ax.set(aspect="equal", title=title)
+        ax.set(aspect="equal", title=title, xlim=(-0.3, 4.5), ylim=(-1.5, 1.5))
+        ax.title.set_fontsize(8)
+    for ax, kind in zip(axes[1][:2], KINDS, strict=True):
+        for sigma in sigmas:
+            mine = [r for r in records if r["kind"] == kind and r["sigma"] == sigma]
+            p_left = np.mean([r["mode_p_left"] for r in mine], axis=0)
+            ax.plot(mine[0]["mode_grid"], p_left, "o-", ms=3, label=f"σ = {sigma:g}")
+        ax.set(
+            xlabel="start y₀",
+            ylabel="P(first chunk goes left)",
+            title=f"{kind} chunks: mode choice",
+        )
         ax.title.set_fontsize(9)
-    ax = axes[-1]
-    for kind, marker in (("raw", "o"), ("primitive", "s")):
-        for metric, style in (("collision", "-"), ("d_test", "--")):
+        ax.legend(fontsize=7)
+    for ax, metric in zip(axes[1][2:], ("success", "collision", "d_test"), strict=True):
+        for kind in KINDS:
             means = [
                 np.mean([r[metric] for r in records if r["kind"] == kind and r["sigma"] == sg])
                 for sg in sigmas
             ]
-            ax.plot(sigmas, means, marker + style, label=f"{kind}: {metric.replace('_', ' ')}")
-    ax.set(xlabel="replica noise σ", title="mean over seeds")
-    ax.legend(fontsize=7)
+            ax.plot(sigmas, means, "o-", label=kind)
+        ax.set(
+            xlabel="replica noise σ",
+            title=f"{metric.replace('_', ' ')}, mean over seeds",
+            ylim=(-0.03, 1.03),
+        )
+        ax.title.set_fontsize(9)
+        ax.legend(fontsize=7)
     fig.tight_layout()
     fig.savefig(path, dpi=100)
     plt.close(fig)
+
+
+def mode_tv(record: dict[str, Any]) -> tuple[float, float]:
+    """Largest ``|P(left | y) - P(left | y')|`` between neighbouring starts of the mode grid,
+    and the replica-noise bound ``|y - y'| / (2 sigma scale_y)`` there (inf at sigma 0)."""
+    grid, p_left = np.asarray(record["mode_grid"]), np.asarray(record["mode_p_left"])
+    measured = float(np.abs(np.diff(p_left)).max())
+    if record["sigma"] == 0:
+        return measured, float("inf")
+    step = float(np.diff(grid).max())
+    return measured, min(1.0, step / (2 * record["sigma"] * record["noise_scale_y"]))
 
 
 def _mean_std(values: list[float]) -> str:
@@ -649,8 +712,9 @@ def write_report(results: dict[str, Any], args: Args, out: Path) -> None:
             f"{len({r['seed'] for r in records})} training seeds. D_train,ε: ε = {first['eps_action']:g} on a chunk "
             f"of nominal inputs; D_test,ε: ε = {first['eps_state']:g} on the state, largest over t.",
             "",
-            "| chunks | σ | success | collisions | D_train,ε | D_test,ε | D_test / D_train |",
-            "|---|---|---|---|---|---|---|",
+            "| chunks | σ | success | collisions | goes left | D_train,ε | D_test,ε | D_test / D_train "
+            "| mode TV, neighbours | its bound |",
+            "|---|---|---|---|---|---|---|---|---|---|",
         ]
         for kind in KINDS:
             for sigma in sigmas:
@@ -658,15 +722,24 @@ def write_report(results: dict[str, Any], args: Args, out: Path) -> None:
                 ratio = [
                     r["d_test"] / r["d_train"] if r["d_train"] > 0 else float("inf") for r in mine
                 ]
+                tv_pairs = [mode_tv(r) for r in mine]
+                bound = tv_pairs[0][1]
                 lines.append(
                     f"| {kind} | {sigma:g} | {_mean_std([r['success'] for r in mine])} | "
-                    f"{_mean_std([r['collision'] for r in mine])} | {_mean_std([r['d_train'] for r in mine])} | "
-                    f"{_mean_std([r['d_test'] for r in mine])} | {np.median(ratio):.2f} |"
+                    f"{_mean_std([r['collision'] for r in mine])} | "
+                    f"{_mean_std([r['left'] for r in mine])} | "
+                    f"{_mean_std([r['d_train'] for r in mine])} | "
+                    f"{_mean_std([r['d_test'] for r in mine])} | {np.median(ratio):.2f} | "
+                    f"{max(t for t, _ in tv_pairs):.2f} | "
+                    f"{'none' if bound == float('inf') else f'{bound:.2f}'} |"
                 )
         lines += [
             "",
             f"The expert on the same starts: success {first['expert_success']:.2f}, collisions "
-            f"{first['expert_collision']:.2f}.",
+            f"{first['expert_collision']:.2f}, goes left {first['expert_left']:.2f}. *Mode TV*: the "
+            f"largest change of P(first chunk goes left) between neighbouring starts "
+            f"{np.diff(first['mode_grid']).max():.3g} m apart ({MODE_SAMPLES} samples each, a lower "
+            "bound on the policy's TV there); *its bound*: |y − y′| / (2σ · noise scale of y).",
             "",
         ]
     lines += [f"<!-- written by benchmarks/theory.py; numbers in {stem}.json -->", ""]

@@ -42,9 +42,7 @@ from hint_envs.core import (
     check_state,
     check_state_bounds,
 )
-
-# The numpy painters of the quadrotor's renderer (anti-aliased disks and segments).
-from hint_envs.envs.planar_quadrotor import _paint_disk, _paint_segment
+from hint_envs.envs._draw import paint_disk, paint_segment
 
 __all__ = [
     "STATE_DIM",
@@ -368,14 +366,14 @@ class BifurcationRenderer:
             frame[row, box[1]] = _COLORS["grid"]
         corners = [(c0, r0), (c1, r0), (c1, r1), (c0, r1), (c0, r0)]
         for start, end in zip(corners[:-1], corners[1:], strict=True):
-            _paint_segment(frame, start, end, 1.0, _COLORS["box"])
+            paint_segment(frame, start, end, 1.0, _COLORS["box"])
         band = self.to_pixels(np.array([[p.start_x, -p.start_width], [p.start_x, p.start_width]]))
-        _paint_segment(frame, band[0], band[1], 4.0, _COLORS["start"])
+        paint_segment(frame, band[0], band[1], 4.0, _COLORS["start"])
         obstacle = self.to_pixels(np.asarray(p.obstacle_center))
-        _paint_disk(frame, obstacle, p.obstacle_radius * self.scale, _COLORS["obstacle"])
+        paint_disk(frame, obstacle, p.obstacle_radius * self.scale, _COLORS["obstacle"])
         goal = self.to_pixels(np.asarray(p.goal))
-        _paint_disk(frame, goal, p.goal_tolerance * self.scale, _COLORS["goal"], ring_width=2.0)
-        _paint_disk(frame, goal, 3.5, _COLORS["goal"])
+        paint_disk(frame, goal, p.goal_tolerance * self.scale, _COLORS["goal"], ring_width=2.0)
+        paint_disk(frame, goal, 3.5, _COLORS["goal"])
         return frame
 
     def draw(self, state: np.ndarray, trail: np.ndarray | None = None) -> np.ndarray:
@@ -393,8 +391,8 @@ class BifurcationRenderer:
                 color = np.asarray(_COLORS["inside"]) + opacity * (
                     np.asarray(_COLORS["trail"]) - np.asarray(_COLORS["inside"])
                 )
-                _paint_segment(frame, a, b, 1.5, tuple(color))
-        _paint_disk(frame, self.to_pixels(np.asarray(state)[:2]), 6.0, _COLORS["agent"])
+                paint_segment(frame, a, b, 1.5, tuple(color))
+        paint_disk(frame, self.to_pixels(np.asarray(state)[:2]), 6.0, _COLORS["agent"])
         return frame
 
 

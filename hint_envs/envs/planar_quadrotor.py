@@ -26,6 +26,7 @@ from hint_envs.core import (
     check_state,
     check_state_bounds,
 )
+from hint_envs.envs._draw import paint_disk, paint_segment
 
 logger = logging.getLogger(__name__)
 
@@ -251,59 +252,6 @@ _COLORS = {
 }
 
 
-def _window(frame: np.ndarray, lo: np.ndarray, hi: np.ndarray, pad: float):
-    """Pixel rows/cols covering the box ``[lo, hi]`` (``(col, row)`` pixel coordinates)
-    grown by ``pad``, clipped to the frame; None if empty."""
-    height, width = frame.shape[:2]
-    c0 = max(int(np.floor(lo[0] - pad)), 0)
-    c1 = min(int(np.ceil(hi[0] + pad)) + 1, width)
-    r0 = max(int(np.floor(lo[1] - pad)), 0)
-    r1 = min(int(np.ceil(hi[1] + pad)) + 1, height)
-    if c0 >= c1 or r0 >= r1:
-        return None
-    rows = np.arange(r0, r1, dtype=np.float64)[:, None]
-    cols = np.arange(c0, c1, dtype=np.float64)[None, :]
-    return (slice(r0, r1), slice(c0, c1)), rows, cols
-
-
-def _blend(frame: np.ndarray, where: tuple[slice, slice], alpha: np.ndarray, color) -> None:
-    """Alpha-blend ``color`` into ``frame[where]`` with per-pixel opacity ``alpha``."""
-    patch = frame[where].astype(np.float32)
-    a = alpha.astype(np.float32)[..., None]
-    frame[where] = (patch + a * (np.asarray(color, dtype=np.float32) - patch) + 0.5).astype(
-        np.uint8
-    )
-
-
-def _paint_disk(frame, center, radius, color, opacity=1.0, ring_width=None) -> None:
-    """Paint a filled disk, or a ring of ``ring_width`` px, of ``radius`` px at ``center``."""
-    center = np.asarray(center, dtype=np.float64)
-    window = _window(frame, center - radius, center + radius, 2.0 + (ring_width or 0.0))
-    if window is None:
-        return
-    where, rows, cols = window
-    d = np.hypot(cols - center[0], rows - center[1])
-    if ring_width is None:
-        alpha = np.clip(radius + 0.5 - d, 0.0, 1.0)
-    else:
-        alpha = np.clip(ring_width / 2 + 0.5 - np.abs(d - radius), 0.0, 1.0)
-    _blend(frame, where, opacity * alpha, color)
-
-
-def _paint_segment(frame, start, end, half_width, color) -> None:
-    """Paint a segment with round caps, ``half_width`` px, between pixel points."""
-    a, b = np.asarray(start, dtype=np.float64), np.asarray(end, dtype=np.float64)
-    window = _window(frame, np.minimum(a, b), np.maximum(a, b), half_width + 2.0)
-    if window is None:
-        return
-    where, rows, cols = window
-    ab = b - a
-    t = ((cols - a[0]) * ab[0] + (rows - a[1]) * ab[1]) / max(float(ab @ ab), 1e-12)
-    t = np.clip(t, 0.0, 1.0)
-    d = np.hypot(cols - a[0] - t * ab[0], rows - a[1] - t * ab[1])
-    _blend(frame, where, np.clip(half_width + 0.5 - d, 0.0, 1.0), color)
-
-
 class QuadrotorRenderer:
     """Draws RGB frames of the planar quadrotor task with numpy only.
 
@@ -359,19 +307,19 @@ class QuadrotorRenderer:
             frame[row, box[1]] = _COLORS["grid"]
         corners = [(c0, r0), (c1, r0), (c1, r1), (c0, r1), (c0, r0)]
         for start, end in zip(corners[:-1], corners[1:], strict=True):
-            _paint_segment(frame, start, end, 1.0, _COLORS["box"])
+            paint_segment(frame, start, end, 1.0, _COLORS["box"])
         obstacle = self.to_pixels(np.asarray(p.obstacle_center))
-        _paint_disk(
+        paint_disk(
             frame,
             obstacle,
             (p.obstacle_radius + p.arm_length) * self.scale,
             _COLORS["collision"],
             ring_width=1.5,
         )
-        _paint_disk(frame, obstacle, p.obstacle_radius * self.scale, _COLORS["obstacle"])
+        paint_disk(frame, obstacle, p.obstacle_radius * self.scale, _COLORS["obstacle"])
         goal = self.to_pixels(np.asarray(p.goal))
-        _paint_disk(frame, goal, p.goal_tolerance * self.scale, _COLORS["goal"], ring_width=2.0)
-        _paint_disk(frame, goal, 3.5, _COLORS["goal"])
+        paint_disk(frame, goal, p.goal_tolerance * self.scale, _COLORS["goal"], ring_width=2.0)
+        paint_disk(frame, goal, 3.5, _COLORS["goal"])
         return frame
 
     def draw(self, state: np.ndarray, trail: np.ndarray | None = None) -> np.ndarray:
@@ -386,20 +334,20 @@ class QuadrotorRenderer:
             points = self.to_pixels(trail)
             for k, point in enumerate(points[:-1]):
                 opacity = 0.2 + 0.7 * (k + 1) / len(points)
-                _paint_disk(frame, point, 2.0, _COLORS["trail"], opacity=opacity)
+                paint_disk(frame, point, 2.0, _COLORS["trail"], opacity=opacity)
         x, z, theta = (float(v) for v in np.asarray(state)[:3])
         along = np.array([np.cos(theta), np.sin(theta)])  # body axis
         up = np.array([-np.sin(theta), np.cos(theta)])  # thrust direction
         center = np.array([x, z])
         arm = self.params.arm_length
         ends = self.to_pixels(np.stack([center - arm * along, center + arm * along]))
-        _paint_segment(frame, ends[0], ends[1], 2.5, _COLORS["body"])
+        paint_segment(frame, ends[0], ends[1], 2.5, _COLORS["body"])
         for end in (center - arm * along, center + arm * along):
             top = end + 0.07 * up
-            _paint_segment(frame, *self.to_pixels(np.stack([end, top])), 1.0, _COLORS["body"])
+            paint_segment(frame, *self.to_pixels(np.stack([end, top])), 1.0, _COLORS["body"])
             rotor = self.to_pixels(np.stack([top - 0.09 * along, top + 0.09 * along]))
-            _paint_segment(frame, rotor[0], rotor[1], 2.0, _COLORS["rotor"])
-        _paint_disk(frame, self.to_pixels(center), 4.0, _COLORS["body"])
+            paint_segment(frame, rotor[0], rotor[1], 2.0, _COLORS["rotor"])
+        paint_disk(frame, self.to_pixels(center), 4.0, _COLORS["body"])
         return frame
 
 

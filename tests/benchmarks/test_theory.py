@@ -90,3 +90,54 @@ def test_bad_arguments_are_refused_before_any_work(tmp_path):
     (tmp_path / "file.txt").write_text("not a folder")
     result = _run("--out", str(tmp_path / "file.txt" / "theory"), "--sections", "tv")
     assert result.returncode == 2 and "not a directory" in result.stderr
+
+
+def test_the_leaderboard_runs_the_theory_envs_unchanged(tmp_path):
+    """Both theory ids go through the leaderboard (collect, train, evaluate, report)."""
+    blocks = []
+    for env_id in ("hint_envs/ScalarLinear-v0", "hint_envs/Bifurcation-v0"):
+        blocks.append(
+            f"""
+[[env]]
+id = "{env_id}"
+policies = ["hint", "ddpm_no_gains"]
+sigmas = [0.1]
+num_demos = [2]
+seeds = [0]
+
+[env.policy]
+widths = [32, 32]
+obs_horizon = 1
+horizon = 8
+chunk_length = 4
+diffusion_steps = 10
+inference_steps = 3
+
+[env.train]
+steps = 5
+batch_size = 16
+warmup_steps = 1
+
+[env.eval]
+episodes = 2
+num_envs = 2
+"""
+        )
+    suite = tmp_path / "theory_tiny.toml"
+    suite.write_text('name = "theory_tiny"\ndescription = "test"\nseed = 0\n' + "".join(blocks))
+    env = dict(os.environ)
+    env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(REPO), env.get("PYTHONPATH")]))
+    out = tmp_path / "lb"
+    result = subprocess.run(
+        [sys.executable, str(REPO / "benchmarks" / "leaderboard.py"), "--suite", str(suite)]
+        + ["--out", str(out), "--workers", "1", "--report-to", str(out / "report.md")],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=600,
+    )
+    assert result.returncode == 0, result.stdout + result.stderr
+    records = sorted((out / "records").rglob("*.json"))
+    assert len(records) == 4
+    report = (out / "report.md").read_text()
+    assert "ScalarLinear-v0" in report and "Bifurcation-v0" in report

@@ -346,6 +346,8 @@ def bifurcation_run(run: dict[str, Any], work: str) -> dict[str, Any]:
         noise_scale=policy.noise_scale,
         num_envs=25,
         env_kwargs=env_kwargs,
+        # the expert that made the data: its default timing depends on the start band
+        expert_kwargs={"arrival_time": float(demos[0].attrs["arrival_time"])},
         progress=False,
         sample_seed=run["seed"],
     )

@@ -306,6 +306,10 @@ def write_report(
         f"- Compute: {train_total / 60:.1f} min training and {eval_total / 60:.1f} min "
         f"evaluation summed over runs (runs sharing a trained model count it each){wall}.",
         "",
+    ]
+    if suite.findings:
+        lines += ["## What it shows", "", suite.findings, ""]
+    lines += [
         "Each row is one (policy, σ, N): mean ± std over seeds (population std) of each run's "
         "mean over its evaluation episodes; σ is the noise level in normalised units, N the "
         "number of expert demonstrations. Times are means per run; latency is the median "

@@ -87,6 +87,7 @@ _TOP_KEYS = {
     "description": "one line describing the suite",
     "seed": "suite seed (training and sampling randomness)",
     "report": "path of the Markdown report (plots go to img/ beside it)",
+    "findings": "what the results show, in words (Markdown; the report's first section)",
     "env": "array of [[env]] blocks",
 }
 _ENV_KEYS = {
@@ -158,6 +159,8 @@ class Suite:
         name, description, seed, report: the top-level keys (``report`` may be None).
         path: the file it was read from.
         envs: the ``[[env]]`` blocks, in file order.
+        findings: what the results show, written after they are in (Markdown; empty
+            until then); the report shows it under "What it shows".
     """
 
     name: str
@@ -166,6 +169,7 @@ class Suite:
     report: str | None
     path: Path
     envs: tuple[EnvBlock, ...]
+    findings: str = ""
 
 
 @dataclass(frozen=True)
@@ -327,6 +331,7 @@ def load_suite(suite: str | Path, only: list[str] | None = None, check_env: bool
     name = _typed(data.get("name", path.stem), str, f"{where}: name")
     description = _typed(data.get("description", ""), str, f"{where}: description")
     seed = _int(data.get("seed", 0), f"{where}: seed", low=0)
+    findings = _typed(data.get("findings", ""), str, f"{where}: findings").strip()
     report = data.get("report")
     if report is not None:
         report = _typed(report, str, f"{where}: report")
@@ -351,7 +356,7 @@ def load_suite(suite: str | Path, only: list[str] | None = None, check_env: bool
     if check_env:
         for env in envs:
             _check_env_available(env.env_id, f"{where}: env[{ids.index(env.env_id)}]")
-    return Suite(name, description, seed, report, path, tuple(envs))
+    return Suite(name, description, seed, report, path, tuple(envs), findings)
 
 
 def _unknown_keys(data: dict[str, Any], known: dict[str, str] | list[str], where: str) -> None:

@@ -223,6 +223,7 @@ def _suite(tmp_path: Path, text: str) -> Path:
         (GOOD_ENV + 'metric = "coverage"\n', r"unknown metric 'coverage'"),
         (GOOD_ENV + GOOD_ENV, r"more than one \[\[env\]\] block"),
         ('name = "x"\n', r"has no \[\[env\]\] blocks"),
+        ("findings = 3\n" + GOOD_ENV, r"findings must be"),
         ("name = [\n", r"is not valid TOML"),
     ],
 )
@@ -396,3 +397,19 @@ def test_the_pusht_reference_datasets_are_complete_and_successful(name: str) -> 
     assert len(modes) >= 4  # several faces of the T are pushed first
     windows = ChunkDataset(path, 2, 16, gains=True, num_demos=50)
     assert windows.observations.shape[1:] == (2, d_obs)
+
+
+def test_findings_open_the_report(baseline: Path, tmp_path: Path) -> None:
+    """A suite's ``findings`` (written once its results are in) lead the report."""
+    from leaderboard_lib.report import load_records, write_report
+
+    text = (REPO / "benchmarks" / "suites" / "tiny.toml").read_text()
+    suite = load_suite(_suite(tmp_path, 'findings = "Gains **help**."\n' + text))
+    assert suite.findings == "Gains **help**."
+    records = load_records(expand(suite), baseline)
+    assert len(records) == TINY_RUNS
+    report = tmp_path / "report.md"
+    write_report(suite, records, TINY_RUNS, report, "python benchmarks/leaderboard.py")
+    page = report.read_text()
+    assert "## What it shows\n\nGains **help**." in page
+    assert page.index("What it shows") < page.index("## hint_envs/PlanarQuadrotor-v0")

@@ -121,7 +121,7 @@ def rollout_learner(learner: Any, n: int, horizon: int, a: float = 0.9, seed: in
     states = [obs[:, 0].copy()]
     for _ in range(horizon):
         actions, _ = learner.predict(obs)
-        obs = np.stack([env.step(u)[0] for env, u in zip(envs, actions)])
+        obs = np.stack([env.step(u)[0] for env, u in zip(envs, actions, strict=True)])
         states.append(obs[:, 0].copy())
     for env in envs:
         env.close()
@@ -450,7 +450,7 @@ def bifurcation(args: Args) -> list[dict[str, Any]]:
             if pool is None
             else pool.map(bifurcation_run, todo, [str(work)] * len(todo))
         )
-        for run, record in zip(todo, results):
+        for run, record in zip(todo, results, strict=True):
             record["key"] = _run_key(run)
             done[record["key"]] = record
             out.write(json.dumps(record) + "\n")
@@ -459,7 +459,8 @@ def bifurcation(args: Args) -> list[dict[str, Any]]:
             bar.write(
                 f"{run['kind']:9s} sigma {run['sigma']:<5g} seed {run['seed']}: success "
                 f"{record['success']:.2f}, collisions {record['collision']:.2f}, D_train "
-                f"{record['d_train']:.2f}, D_test {record['d_test']:.2f} ({record['seconds']:.0f} s)"
+                f"{record['d_train']:.2f}, D_test {record['d_test']:.2f} "
+                f"({record['seconds']:.0f} s)"
             )
     bar.close()
     return [done[_run_key(run)] for run in runs]
@@ -652,7 +653,9 @@ def write_report(results: dict[str, Any], args: Args, out: Path) -> None:
     if scalar and unstable:
         _plot_scalar(scalar, unstable, out.with_name(f"{stem}_scalar.png"))
         stayed = scalar["sampling_stayed"]
-        h = scalar["horizon"]
+        h, eps = scalar["horizon"], scalar["eps"]
+        bound, exact = scalar["sampling_stayed_bound"], scalar["sampling_stayed_exact"]
+        gap_raw, gap_gains = unstable["raw_gap"], unstable["gains_gap"]
         lines += [
             "## 1. Compounding error on the scalar system",
             "",
@@ -660,18 +663,20 @@ def write_report(results: dict[str, Any], args: Args, out: Path) -> None:
             "",
             "| claim | predicted | measured |",
             "|---|---|---|",
-            f"| a = 0.9, mean-parametrised learner: \\|x_t\\| grows like 1.05ᵗ | rate 1.05 | "
+            "| a = 0.9, mean-parametrised learner: \\|x_t\\| grows like 1.05ᵗ | rate 1.05 | "
             f"{scalar['mean_learner_rate']:.4f} (fit of log \\|x_t\\|, t = {h // 2}…{h}) |",
-            f"| a = 0.9, conditional-sampling learner stays O(ε) w.p. ≥ 1 − 1.5 t ε (ε = {scalar['eps']}) | "
-            f"≥ {scalar['sampling_stayed_bound'][50]:.3f} / {scalar['sampling_stayed_bound'][100]:.3f} at t = 50 / 100 "
-            f"(exact {scalar['sampling_stayed_exact'][50]:.3f} / {scalar['sampling_stayed_exact'][100]:.3f}) | "
+            "| a = 0.9, conditional-sampling learner stays O(ε) w.p. ≥ 1 − 1.5 t ε "
+            f"(ε = {eps:g}) | ≥ {bound[50]:.3f} / {bound[100]:.3f} at t = 50 / 100 "
+            f"(exact {exact[50]:.3f} / {exact[100]:.3f}) | "
             f"{stayed[50]:.3f} / {stayed[100]:.3f} ({scalar['rollouts']} rollouts) |",
-            f"| … while the median \\|x_t\\| stays ≤ 10 ε | ≤ {10 * scalar['eps']:g} | "
+            f"| … while the median \\|x_t\\| stays ≤ 10 ε | ≤ {10 * eps:g} | "
             f"{max(scalar['sampling_median']):.2g} (largest median over t ≤ {h}) |",
-            f"| a = 2, one chunk of raw inputs off by δ = {unstable['delta']:g}: gap grows like 2ᵗ | rate 2 | "
-            f"{unstable['raw_rate']:.4f} (gap {unstable['raw_gap'][-1]:.3g} after {unstable['horizon']} steps) |",
-            f"| a = 2, the same chunk as primitive controllers: gap bounded | ≤ {unstable['gains_bound']:.3g} "
-            f"(max \\|a + K\\| = {unstable['closed_loop_max']:.3f}) | {max(unstable['gains_gap']):.3g} |",
+            f"| a = 2, one chunk of raw inputs off by δ = {unstable['delta']:g}: gap grows "
+            f"like 2ᵗ | rate 2 | {unstable['raw_rate']:.4f} (gap {gap_raw[-1]:.3g} after "
+            f"{unstable['horizon']} steps) |",
+            "| a = 2, the same chunk as primitive controllers: gap bounded | "
+            f"≤ {unstable['gains_bound']:.3g} (max \\|a + K\\| = "
+            f"{unstable['closed_loop_max']:.3f}) | {max(gap_gains):.3g} |",
             "",
         ]
     tv = results.get("tv")
@@ -690,12 +695,14 @@ def write_report(results: dict[str, Any], args: Args, out: Path) -> None:
             "|---|---|---|---|---|",
         ]
         lines += [
-            f"| {r['sigma']:g} | {r['distance']:.3g} | {r['bound']:.3f} | {r['exact']:.3f} | {r['measured']:.3f} |"
+            f"| {r['sigma']:g} | {r['distance']:.3g} | {r['bound']:.3f} | {r['exact']:.3f} "
+            f"| {r['measured']:.3f} |"
             for r in tv["rows"]
         ]
         lines += [
             "",
-            f"Largest measured − bound: {worst:+.3f} (every measurement below its bound: {worst < 0}).",
+            f"Largest measured − bound: {worst:+.3f} (every measurement below its bound: "
+            f"{worst < 0}).",
         ]
         lines += [""]
     records = results.get("bifurcation")
@@ -703,19 +710,21 @@ def write_report(results: dict[str, Any], args: Args, out: Path) -> None:
         sigmas = tuple(sorted({r["sigma"] for r in records}))
         _plot_bifurcation(records, sigmas, out.with_name(f"{stem}_bifurcation.png"))
         first = records[0]
+        width = first["test_width"]
         lines += [
             "## 3. A pure bifurcation",
             "",
             f"![bifurcation rollouts]({stem}_bifurcation.png)",
             "",
-            f"DDPM chunking policies on `{BIFURCATION_ID}`, {first['demos']} expert demonstrations, "
-            f"{first['steps']} training steps, tested from {first['episodes']} starts y₀ ~ U[−{first['test_width']:g}, "
-            f"{first['test_width']:g}] (the band round the modes' boundary), mean ± std over "
-            f"{len({r['seed'] for r in records})} training seeds. D_train,ε: ε = {first['eps_action']:g} on a chunk "
-            f"of nominal inputs; D_test,ε: ε = {first['eps_state']:g} on the state, largest over t.",
+            f"DDPM chunking policies on `{BIFURCATION_ID}`, {first['demos']} expert "
+            f"demonstrations, {first['steps']} training steps, tested from {first['episodes']} "
+            f"starts y₀ ~ U[−{width:g}, {width:g}] (the band round the modes' boundary), "
+            f"mean ± std over {len({r['seed'] for r in records})} training seeds. "
+            f"D_train,ε: ε = {first['eps_action']:g} on a chunk of nominal inputs; "
+            f"D_test,ε: ε = {first['eps_state']:g} on the state, largest over t.",
             "",
-            "| chunks | σ | success | collisions | goes left | D_train,ε | D_test,ε | D_test / D_train "
-            "| mode TV, neighbours | its bound |",
+            "| chunks | σ | success | collisions | goes left | D_train,ε | D_test,ε "
+            "| D_test / D_train | mode TV, neighbours | its bound |",
             "|---|---|---|---|---|---|---|---|---|---|",
         ]
         for kind in KINDS:
@@ -737,11 +746,12 @@ def write_report(results: dict[str, Any], args: Args, out: Path) -> None:
                 )
         lines += [
             "",
-            f"The expert on the same starts: success {first['expert_success']:.2f}, collisions "
-            f"{first['expert_collision']:.2f}, goes left {first['expert_left']:.2f}. *Mode TV*: the "
-            f"largest change of P(first chunk goes left) between neighbouring starts "
-            f"{np.diff(first['mode_grid']).max():.3g} m apart ({MODE_SAMPLES} samples each, a lower "
-            "bound on the policy's TV there); *its bound*: |y − y′| / (2σ · noise scale of y).",
+            f"The expert on the same starts: success {first['expert_success']:.2f}, "
+            f"collisions {first['expert_collision']:.2f}, goes left {first['expert_left']:.2f}. "
+            "*Mode TV*: the largest change of P(first chunk goes left) between neighbouring "
+            f"starts {np.diff(first['mode_grid']).max():.3g} m apart ({MODE_SAMPLES} samples "
+            "each, a lower bound on the policy's TV there); *its bound*: |y − y′| / (2σ · noise "
+            "scale of y).",
             "",
         ]
     lines += [f"<!-- written by benchmarks/theory.py; numbers in {stem}.json -->", ""]
@@ -763,7 +773,8 @@ def parse_args(argv: list[str] | None = None) -> Args:
         problems.append(f"--sigmas must be finite numbers >= 0, got {args.sigmas}")
     if not 0 < args.eps_scalar < 0.01:
         problems.append(
-            f"--eps-scalar must lie in (0, 0.01) for the example's O(ε) regime, got {args.eps_scalar}"
+            "--eps-scalar must lie in (0, 0.01) for the example's O(ε) regime, got "
+            f"{args.eps_scalar}"
         )
     for problem in problems:
         print(f"theory.py: error: {problem}", file=sys.stderr)
@@ -796,9 +807,10 @@ def main() -> int:
         if "scalar" in args.sections:
             results["scalar"] = compounding(args)
             results["unstable"] = unstable_chunk()
+            scalar, unstable = results["scalar"], results["unstable"]
             print(
-                f"scalar: mean learner rate {results['scalar']['mean_learner_rate']:.4f}, raw chunk rate "
-                f"{results['unstable']['raw_rate']:.4f}, gap with gains {max(results['unstable']['gains_gap']):.3g}"
+                f"scalar: mean learner rate {scalar['mean_learner_rate']:.4f}, raw chunk rate "
+                f"{unstable['raw_rate']:.4f}, gap with gains {max(unstable['gains_gap']):.3g}"
             )
         if "tv" in args.sections:
             results["tv"] = step_policy_tv((0.01, 0.03, 0.1, 0.3))

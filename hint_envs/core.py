@@ -122,6 +122,33 @@ class CompositeActionLayout:
             if not isinstance(value, (int, np.integer)) or value < 1:
                 raise ValueError(f"{name} must be a positive integer, got {value!r}")
 
+    @classmethod
+    def infer(
+        cls, controller_size: int, d_x: int, chunk_length: int, gains: bool = True
+    ) -> CompositeActionLayout:
+        """The layout whose controllers have ``controller_size`` floats for ``d_x`` states.
+
+        The inverse of :attr:`controller_size`: with gains ``controller_size = d_u + d_x +
+        d_u d_x``, so ``d_u = (controller_size - d_x) / (1 + d_x)``; without,
+        ``d_u = controller_size``. Used where only sizes are known (a policy saved without
+        its layout, normalisation statistics).
+
+        Returns:
+            the layout.
+
+        Raises:
+            ValueError: no integer ``d_u >= 1`` fits.
+        """
+        if not gains:
+            return cls(controller_size, d_x, chunk_length, gains=False)
+        d_u, rest = divmod(controller_size - d_x, 1 + d_x)
+        if rest or d_u < 1:
+            raise ValueError(
+                f"controllers of {controller_size} floats do not fit control states of size "
+                f"{d_x} with gains (size = d_u + d_x + d_u * d_x); check control_indices"
+            )
+        return cls(d_u, d_x, chunk_length, gains=True)
+
     @property
     def controller_size(self) -> int:
         """Number of floats per primitive controller."""

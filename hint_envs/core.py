@@ -15,12 +15,16 @@ controller ``k``::
 concatenated over ``k``. With ``gains=False`` a composite action is just the
 ``chunk_length`` raw inputs ``u_bar_k`` (the "no gains" baseline of the HINT paper's
 Fig. 5). :class:`CompositeActionLayout` is the one place that packs and unpacks it.
+
+A :class:`Demonstration` is one expert episode (with its synthesised
+:class:`Primitives`, once synthesis ran): the record experts produce, synthesis
+annotates and :mod:`hint_envs.data` stores.
 """
 
 from __future__ import annotations
 
 import numbers
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import gymnasium as gym
@@ -28,6 +32,7 @@ import numpy as np
 
 __all__ = [
     "Primitives",
+    "Demonstration",
     "CompositeActionLayout",
     "control_law",
     "get_control_indices",
@@ -88,6 +93,57 @@ class Primitives:
     def __call__(self, x: np.ndarray, t: int) -> np.ndarray:
         """Evaluate controller ``t`` at control state ``x``: returns ``(..., d_u)``."""
         return control_law(self.u_bar[..., t, :], self.x_bar[..., t, :], self.K[..., t, :, :], x)
+
+
+@dataclass
+class Demonstration:
+    """One expert episode, in the arrays that robomimic's HDF5 layout stores.
+
+    ``T`` is the number of steps taken. Observation ``t`` is what the policy saw before
+    input ``t``; ``states[t]`` is the exact simulator state at that moment, so
+    ``env.reset(options={"state": states[t]})`` restores it.
+
+    Attributes:
+        observations: ``(T, d_obs)`` flat observations o_0 .. o_{T-1}.
+        actions: ``(T, d_u)`` raw inputs u_0 .. u_{T-1} as applied (after clipping).
+        rewards: ``(T,)``.
+        dones: ``(T,)`` 1 at the final step, else 0 (robomimic's convention).
+        states: ``(T, d_state)`` simulator states s_0 .. s_{T-1}.
+        final_observation: ``(d_obs,)`` o_T, after the last input.
+        final_state: ``(d_state,)`` s_T.
+        primitives: synthesised controllers along the demonstration (``T`` of them,
+            consistent: ``primitives(x_t, t) == actions[t]``), or None before synthesis.
+        attrs: metadata: ``seed`` (int), ``mode`` (str, e.g. "left"/"right"),
+            ``success`` (bool), and anything expert-specific (JSON-serialisable).
+    """
+
+    observations: np.ndarray
+    actions: np.ndarray
+    rewards: np.ndarray
+    dones: np.ndarray
+    states: np.ndarray
+    final_observation: np.ndarray
+    final_state: np.ndarray
+    primitives: Primitives | None = None
+    attrs: dict[str, Any] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        T = len(self.actions)
+        for name in ("observations", "rewards", "dones", "states"):
+            if len(getattr(self, name)) != T:
+                raise ValueError(
+                    f"demonstration arrays disagree in length: actions has {T} steps, "
+                    f"{name} has {len(getattr(self, name))}"
+                )
+        if self.primitives is not None and len(self.primitives) != T:
+            raise ValueError(f"{len(self.primitives)} primitives for {T} steps")
+
+    def __len__(self) -> int:
+        return len(self.actions)
+
+    @property
+    def success(self) -> bool:
+        return bool(self.attrs.get("success", False))
 
 
 def control_law(u_bar: np.ndarray, x_bar: np.ndarray, K: np.ndarray, x: np.ndarray) -> np.ndarray:

@@ -15,12 +15,16 @@ controller ``k``::
 concatenated over ``k``. With ``gains=False`` a composite action is just the
 ``chunk_length`` raw inputs ``u_bar_k`` (the "no gains" baseline of the HINT paper's
 Fig. 5). :class:`CompositeActionLayout` is the one place that packs and unpacks it.
+
+A :class:`Demonstration` is one expert episode (with its synthesised
+:class:`Primitives`, once synthesis ran): the record experts produce, synthesis
+annotates and :mod:`hint_envs.data` stores.
 """
 
 from __future__ import annotations
 
 import numbers
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import gymnasium as gym
@@ -28,6 +32,7 @@ import numpy as np
 
 __all__ = [
     "Primitives",
+    "Demonstration",
     "CompositeActionLayout",
     "control_law",
     "get_control_indices",
@@ -90,6 +95,57 @@ class Primitives:
         return control_law(self.u_bar[..., t, :], self.x_bar[..., t, :], self.K[..., t, :, :], x)
 
 
+@dataclass
+class Demonstration:
+    """One expert episode, in the arrays that robomimic's HDF5 layout stores.
+
+    ``T`` is the number of steps taken. Observation ``t`` is what the policy saw before
+    input ``t``; ``states[t]`` is the exact simulator state at that moment, so
+    ``env.reset(options={"state": states[t]})`` restores it.
+
+    Attributes:
+        observations: ``(T, d_obs)`` flat observations o_0 .. o_{T-1}.
+        actions: ``(T, d_u)`` raw inputs u_0 .. u_{T-1} as applied (after clipping).
+        rewards: ``(T,)``.
+        dones: ``(T,)`` 1 at the final step, else 0 (robomimic's convention).
+        states: ``(T, d_state)`` simulator states s_0 .. s_{T-1}.
+        final_observation: ``(d_obs,)`` o_T, after the last input.
+        final_state: ``(d_state,)`` s_T.
+        primitives: synthesised controllers along the demonstration (``T`` of them,
+            consistent: ``primitives(x_t, t) == actions[t]``), or None before synthesis.
+        attrs: metadata: ``seed`` (int), ``mode`` (str, e.g. "left"/"right"),
+            ``success`` (bool), and anything expert-specific (JSON-serialisable).
+    """
+
+    observations: np.ndarray
+    actions: np.ndarray
+    rewards: np.ndarray
+    dones: np.ndarray
+    states: np.ndarray
+    final_observation: np.ndarray
+    final_state: np.ndarray
+    primitives: Primitives | None = None
+    attrs: dict[str, Any] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        T = len(self.actions)
+        for name in ("observations", "rewards", "dones", "states"):
+            if len(getattr(self, name)) != T:
+                raise ValueError(
+                    f"demonstration arrays disagree in length: actions has {T} steps, "
+                    f"{name} has {len(getattr(self, name))}"
+                )
+        if self.primitives is not None and len(self.primitives) != T:
+            raise ValueError(f"{len(self.primitives)} primitives for {T} steps")
+
+    def __len__(self) -> int:
+        return len(self.actions)
+
+    @property
+    def success(self) -> bool:
+        return bool(self.attrs.get("success", False))
+
+
 def control_law(u_bar: np.ndarray, x_bar: np.ndarray, K: np.ndarray, x: np.ndarray) -> np.ndarray:
     """Return ``u = u_bar + K (x - x_bar)``, batched over leading axes.
 
@@ -121,6 +177,33 @@ class CompositeActionLayout:
             value = getattr(self, name)
             if not isinstance(value, (int, np.integer)) or value < 1:
                 raise ValueError(f"{name} must be a positive integer, got {value!r}")
+
+    @classmethod
+    def infer(
+        cls, controller_size: int, d_x: int, chunk_length: int, gains: bool = True
+    ) -> CompositeActionLayout:
+        """The layout whose controllers have ``controller_size`` floats for ``d_x`` states.
+
+        The inverse of :attr:`controller_size`: with gains ``controller_size = d_u + d_x +
+        d_u d_x``, so ``d_u = (controller_size - d_x) / (1 + d_x)``; without,
+        ``d_u = controller_size``. Used where only sizes are known (a policy saved without
+        its layout, normalisation statistics).
+
+        Returns:
+            the layout.
+
+        Raises:
+            ValueError: no integer ``d_u >= 1`` fits.
+        """
+        if not gains:
+            return cls(controller_size, d_x, chunk_length, gains=False)
+        d_u, rest = divmod(controller_size - d_x, 1 + d_x)
+        if rest or d_u < 1:
+            raise ValueError(
+                f"controllers of {controller_size} floats do not fit control states of size "
+                f"{d_x} with gains (size = d_u + d_x + d_u * d_x); check control_indices"
+            )
+        return cls(d_u, d_x, chunk_length, gains=True)
 
     @property
     def controller_size(self) -> int:

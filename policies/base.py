@@ -16,6 +16,12 @@ build their networks and implement ``_predict``; SB3's ``predict`` does the batc
 
 The configuration of a subclass must have ``obs_horizon``, ``chunk_length`` and ``gains``
 (and ``to_dict`` / ``from_dict``); its class is the subclass's :attr:`config_class`.
+
+Save and load live on the base, as in Stable-Baselines3: every subclass that sets
+:attr:`config_class` registers itself on definition (``__init_subclass__``) under its
+format tag ``<package>.<ClassName>/<format_version>``, and
+:func:`policies.serialization.load_policy` rebuilds whichever class a saved directory
+names. No table of classes is kept anywhere.
 """
 
 from __future__ import annotations
@@ -29,6 +35,7 @@ from stable_baselines3.common.policies import BasePolicy
 
 from hint_envs.core import CompositeActionLayout
 from hint_envs.data.normalization import NormalizationStats
+from policies.serialization import load_policy, register_policy_class, save_policy
 
 __all__ = ["ChunkPolicyBase"]
 
@@ -55,6 +62,15 @@ class ChunkPolicyBase(BasePolicy):
 
     #: The configuration dataclass of the policy (set by every subclass).
     config_class: ClassVar[type]
+    #: Version of the saved format of the class (bump on incompatible changes); part of
+    #: its format tag, e.g. ``policies.DDPMChunkingPolicy/1``.
+    format_version: ClassVar[int] = 1
+
+    def __init_subclass__(cls, **kwargs: Any) -> None:
+        """Register every subclass with a :attr:`config_class` for save/load."""
+        super().__init_subclass__(**kwargs)
+        if getattr(cls, "config_class", None) is not None:
+            register_policy_class(cls)
 
     def __init__(
         self,
@@ -204,8 +220,6 @@ class ChunkPolicyBase(BasePolicy):
     def save(self, path: str) -> None:
         """Save to the directory ``path`` (JSON + safetensors, no pickle); see
         :func:`policies.serialization.save_policy`."""
-        from policies.serialization import save_policy
-
         save_policy(self, path)
 
     @classmethod
@@ -215,8 +229,6 @@ class ChunkPolicyBase(BasePolicy):
         Raises:
             TypeError: the directory holds another kind of policy.
         """
-        from policies.serialization import load_policy
-
         policy = load_policy(path, env=env, device=device)
         if not isinstance(policy, cls):
             raise TypeError(

@@ -48,9 +48,9 @@ logger = logging.getLogger(__name__)
 #: pointwise result into every reader unless the result is "large" (more than 50 ops on
 #: CPU) or holds an exponential: the group norm, FiLM and Mish before a Winograd
 #: convolution were recomputed for each of the input transform's up to 8 reads of a time
-#: step. A threshold of 8 ops stores them once per conv block; on the 2-core VM a
-#: compiled batch-50 U-Net call took 6 % less (10.62 against 10.88 ms, median of 15
-#: interleaved rounds) and batch 1 the same (per-round ratio 1.01).
+#: step. A threshold of 8 ops stores them once per conv block, which makes a compiled
+#: U-Net call a little faster at large batches and no slower at batch 1
+#: (docs/results/sampling.md, "torch.compile").
 COMPILE_OPTIONS: dict[str, Any] = {"realize_opcount_threshold": 8}
 
 
@@ -339,13 +339,13 @@ class DDPMChunkingPolicy(ChunkPolicyBase):
 
         Inductor fuses the elementwise work between the matrix products (group norm, Mish,
         FiLM and, from batch 8, the Winograd transforms of the U-Net's convolutions, see
-        ``policies.networks._Conv1d``), which is most of a U-Net call on CPU: on the 2-core
-        VM a batch-50 call took about 10 ms against 15 ms eager, batch 8 about 4.6 ms
-        against 9.5 ms. Each new batch size compiles once (``dynamic=False`` by default),
-        taking from half a minute to two minutes on 2 cores; measure with
-        ``benchmarks/sampling_latency.py --compile``. Results agree with eager sampling to
-        float32 rounding, not bit for bit. ``kwargs`` go to ``torch.compile``; unless they
-        set ``mode``, their ``options`` are added to :data:`COMPILE_OPTIONS` (and win).
+        ``policies.networks._Conv1d``), which is most of a U-Net call on CPU, so compiled
+        calls are faster than eager ones (timings in docs/results/sampling.md). Each new
+        batch size compiles once (``dynamic=False`` by default), which takes a while;
+        measure with ``benchmarks/sampling_latency.py --compile``. Results agree with eager
+        sampling to float32 rounding, not bit for bit. ``kwargs`` go to ``torch.compile``;
+        unless they set ``mode``, their ``options`` are added to :data:`COMPILE_OPTIONS`
+        (and win).
         """
         kwargs.setdefault("dynamic", False)
         if "mode" not in kwargs:  # torch.compile takes mode or options, not both

@@ -5,11 +5,11 @@
 are saved alike. A saved policy is a directory with two files:
 
 ``config.json``
-    format tag (one per policy class, :data:`FORMATS`), the policy class name,
-    ``hint_envs`` and torch versions, the policy config, normalisation statistics,
-    observation and action spaces (shape, bounds, dtype), env id, composite-action
-    layout, and the SHA-256 of the weights file. :func:`load_policy` rebuilds the class
-    the format names.
+    format tag (one per policy class, ``policies.<ClassName>/<version>``, see
+    :func:`format_tag`), the policy class and its module, ``hint_envs`` and torch
+    versions, the policy config, normalisation statistics, observation and action spaces
+    (shape, bounds, dtype), env id, composite-action layout, and the SHA-256 of the weights
+    file. :func:`load_policy` rebuilds the class the format names.
 ``model.safetensors``
     every tensor of the policy's ``state_dict``: for the DDPM policy raw weights
     (``denoiser.*``), EMA weights (``ema_denoiser.*``); for the baselines the MLP
@@ -20,6 +20,14 @@ Each file is written to a temporary name and renamed into place (atomic on POSIX
 :func:`hint_envs._io.atomic_write_bytes`, re-exported here), the weights first, so a
 reader never sees a config that points at half-written weights.
 Reloading gives bit-identical actions for a fixed seed.
+
+Which class a format tag names is looked up in a registry that subclassing fills: every
+concrete subclass of :class:`~policies.base.ChunkPolicyBase` registers itself
+(:func:`register_policy_class`, called by ``ChunkPolicyBase.__init_subclass__``), so this
+module holds no table of classes and imports no policy module; loading imports the
+module the file names (inside an already imported package) if its class is not
+registered yet. Files written before the package was renamed carry tags
+``hint_envs.policies.<ClassName>/<version>``; they load as ``policies.<ClassName>/...``.
 """
 
 from __future__ import annotations
@@ -29,6 +37,7 @@ import importlib
 import json
 import math
 import os
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -43,32 +52,23 @@ import hint_envs
 from hint_envs._io import atomic_write_bytes, atomic_write_json
 from hint_envs.core import CompositeActionLayout, check_policy_spaces
 from hint_envs.data.normalization import NormalizationStats
-from policies.base import ChunkPolicyBase
 from policies.devices import check_device
 
 __all__ = [
     "save_policy",
     "load_policy",
+    "format_tag",
+    "register_policy_class",
+    "registered_formats",
     "atomic_write_bytes",
     "atomic_write_json",
-    "FORMAT",
-    "FORMATS",
 ]
 
-#: Format tag of a saved DDPM chunking policy.
-FORMAT = "hint_envs.policies.DDPMChunkingPolicy/1"
-#: Format tag written into ``config.json``, by policy class name.
-FORMATS = {
-    "DDPMChunkingPolicy": FORMAT,
-    "MLPBCPolicy": "hint_envs.policies.MLPBCPolicy/1",
-    "DiffusionBCPolicy": "hint_envs.policies.DiffusionBCPolicy/1",
-}
-#: Module of each policy class (imported when a policy of that class is loaded).
-_MODULES = {
-    "DDPMChunkingPolicy": "policies.ddpm",
-    "MLPBCPolicy": "policies.baselines",
-    "DiffusionBCPolicy": "policies.baselines",
-}
+#: Policy classes by format tag, filled by :func:`register_policy_class`.
+_REGISTRY: dict[str, type] = {}
+#: Prefix of the format tags written before the package ``hint_envs.policies`` became
+#: ``policies``; such tags are read as ``policies.*``.
+_LEGACY_TAG_PREFIX = "hint_envs.policies."
 CONFIG_FILE = "config.json"
 WEIGHTS_FILE = "model.safetensors"
 
@@ -106,38 +106,113 @@ def _box_from_dict(data: dict[str, Any]) -> gym.spaces.Box:
     return gym.spaces.Box(low, high, shape=shape, dtype=np.dtype(data["dtype"]))
 
 
-def _state_dict(policy: ChunkPolicyBase) -> dict[str, torch.Tensor]:
+def _state_dict(policy: Any) -> dict[str, torch.Tensor]:
     return {k: v.detach().cpu().contiguous().clone() for k, v in policy.state_dict().items()}
 
 
-def _policy_class(name: str) -> type[ChunkPolicyBase]:
-    return getattr(importlib.import_module(_MODULES[name]), name)
+def format_tag(policy_class: type) -> str:
+    """The format tag of a policy class: ``<package>.<ClassName>/<format_version>``.
+
+    For the policies of this package e.g. ``"policies.DDPMChunkingPolicy/1"``. A class
+    bumps its ``format_version`` when its saved tensors or config change incompatibly.
+    """
+    package = policy_class.__module__.partition(".")[0]
+    return f"{package}.{policy_class.__name__}/{policy_class.format_version}"
 
 
-def save_policy(policy: ChunkPolicyBase, directory: str | os.PathLike) -> Path:
+def register_policy_class(policy_class: type) -> str:
+    """Let :func:`load_policy` rebuild ``policy_class`` from its :func:`format_tag`.
+
+    Called by ``ChunkPolicyBase.__init_subclass__`` for every subclass with a
+    ``config_class``; there is no need to call it by hand.
+
+    Returns:
+        the class's format tag.
+
+    Raises:
+        TypeError: another class (not a reloaded version of this one) holds the tag.
+    """
+    tag = format_tag(policy_class)
+    held = _REGISTRY.get(tag)
+    if held is not None and held.__qualname__ != policy_class.__qualname__:
+        raise TypeError(
+            f"format tag {tag!r} of {policy_class.__module__}.{policy_class.__qualname__} is "
+            f"already used by {held.__module__}.{held.__qualname__}; rename the class"
+        )
+    _REGISTRY[tag] = policy_class
+    return tag
+
+
+def registered_formats() -> dict[str, type]:
+    """The policy classes :func:`load_policy` can rebuild now, by format tag."""
+    return dict(_REGISTRY)
+
+
+def _current_tag(tag: Any) -> Any:
+    """A tag of this version for ``tag`` (tags of files written before the rename, which
+    start with ``hint_envs.policies.``, are mapped to ``policies.``)."""
+    if isinstance(tag, str) and tag.startswith(_LEGACY_TAG_PREFIX):
+        return "policies." + tag[len(_LEGACY_TAG_PREFIX) :]
+    return tag
+
+
+def _class_for(tag: str, module: Any, path: Path) -> type:
+    """The registered class of ``tag``, importing ``module`` (the module the file names,
+    or for files without one the package the tag names) if it is not registered yet.
+    Only modules of packages already imported are imported."""
+    if tag not in _REGISTRY and isinstance(tag, str) and "." in tag:
+        package = tag.partition(".")[0]
+        name = tag.partition(".")[2].partition("/")[0]
+        if package in sys.modules:
+            if not isinstance(module, str) or module.partition(".")[0] != package:
+                module = package  # the package exports its policy classes (lazily)
+            try:
+                getattr(importlib.import_module(module), name, None)
+            except ImportError:
+                pass
+    if tag not in _REGISTRY:
+        raise ValueError(
+            f"{path} has format {tag!r}, which names no known policy class; known formats: "
+            f"{sorted(_REGISTRY)}"
+        )
+    return _REGISTRY[tag]
+
+
+def save_policy(policy: Any, directory: str | os.PathLike) -> Path:
     """Write ``policy`` into ``directory`` (created if needed) as JSON + safetensors.
 
     Args:
-        policy: a :class:`~policies.ddpm.DDPMChunkingPolicy`,
+        policy: a :class:`~policies.base.ChunkPolicyBase` subclass instance, e.g.
+            :class:`~policies.ddpm.DDPMChunkingPolicy`,
             :class:`~policies.baselines.MLPBCPolicy` or
             :class:`~policies.baselines.DiffusionBCPolicy`.
         directory: where to write ``config.json`` and ``model.safetensors``.
 
     Returns:
         the directory.
+
+    Raises:
+        TypeError: ``policy`` is not of a registered policy class.
     """
-    name = type(policy).__name__
-    if name not in FORMATS or type(policy) is not _policy_class(name):
-        raise TypeError(f"save_policy needs one of {sorted(FORMATS)}, got {type(policy).__name__}")
+    cls = type(policy)
+    tag = format_tag(cls) if hasattr(cls, "format_version") else None
+    if tag is None or _REGISTRY.get(tag) is not cls:
+        raise TypeError(
+            f"save_policy needs a policy of a registered class (a subclass of "
+            f"policies.base.ChunkPolicyBase), got {cls.__name__}; registered: "
+            f"{sorted(c.__name__ for c in _REGISTRY.values())}"
+        )
+    name = cls.__name__
     directory = Path(directory)
     directory.mkdir(parents=True, exist_ok=True)
     weights_path = directory / WEIGHTS_FILE
-    weights = save_safetensors(_state_dict(policy), metadata={"format": FORMATS[name]})
+    weights = save_safetensors(_state_dict(policy), metadata={"format": tag})
     atomic_write_bytes(weights_path, weights)
     layout = policy.layout
     config = {
-        "format": FORMATS[name],
+        "format": tag,
         "policy_class": name,
+        "policy_module": cls.__module__,
         "hint_envs_version": hint_envs.__version__,
         "torch_version": torch.__version__,
         "env_id": policy.env_id,
@@ -168,15 +243,18 @@ def _read_config(directory: Path) -> dict[str, Any]:
         data = json.loads(path.read_text())
     except (json.JSONDecodeError, UnicodeDecodeError) as error:
         raise ValueError(f"{path} is not valid JSON ({error}); the file is corrupt") from None
-    if not isinstance(data, dict) or data.get("format") not in FORMATS.values():
+    if not isinstance(data, dict) or not isinstance(data.get("format"), str):
         got = data.get("format") if isinstance(data, dict) else type(data).__name__
-        raise ValueError(f"{path} has format {got!r}, expected one of {sorted(FORMATS.values())}")
+        raise ValueError(
+            f"{path} has format {got!r}, expected a policy format tag such as "
+            f"'policies.DDPMChunkingPolicy/1'; known: {sorted(_REGISTRY)}"
+        )
     return data
 
 
 def load_policy(
     directory: str | os.PathLike, env: Any = None, device: str | torch.device = "cpu"
-) -> ChunkPolicyBase:
+) -> Any:
     """Load a policy written by :func:`save_policy`, as the class its format names.
 
     Args:
@@ -194,19 +272,22 @@ def load_policy(
     Raises:
         FileNotFoundError: missing directory or files.
         ValueError: corrupt files (bad JSON, checksum mismatch, unreadable safetensors,
-            missing or unexpected tensors), an ``env`` whose spaces do not match, or a
-            ``device`` this machine does not have (checked before anything is read).
+            missing or unexpected tensors), a format tag of no known policy class, an
+            ``env`` whose spaces do not match, or a ``device`` this machine does not have
+            (checked before anything is read).
     """
     device = check_device(device)
     directory = Path(directory)
     data = _read_config(directory)
-    name = next(key for key, tag in FORMATS.items() if tag == data["format"])
+    policy_class = _class_for(
+        _current_tag(data["format"]), data.get("policy_module"), directory / CONFIG_FILE
+    )
+    name = policy_class.__name__
     if data.get("policy_class", name) != name:
         raise ValueError(
             f"{directory / CONFIG_FILE} names policy class {data['policy_class']!r} but has "
             f"the format of a {name}; the file is corrupt"
         )
-    policy_class = _policy_class(name)
     try:
         config = policy_class.config_class.from_dict(data["policy_config"])
         stats = NormalizationStats.from_dict(data["stats"])

@@ -4,7 +4,8 @@
 a queue of primitive controllers. When an environment's queue is empty it samples a
 composite action for it (batched across every environment that needs one), then each
 step pops one controller and returns ``u = u_bar + K (x - x_bar)`` on the current control
-state ``x = obs[control_indices]``. This reproduces
+state ``x = obs[control_indices]``, through the same
+:class:`~hint_envs.wrappers.executor.ChunkExecutor` the wrappers use. This reproduces
 ``PrimitiveControllerWrapper(env, chunk_length, obs_horizon, gains)`` step for step:
 the same observation chunks reach the policy (the first observation repeated at an
 episode start) and, for the same sampled chunk, the same inputs reach the environment.
@@ -18,33 +19,12 @@ from typing import Any
 import gymnasium as gym
 import numpy as np
 
-from hint_envs.core import CompositeActionLayout, check_noise_level, control_law
+from hint_envs.core import CompositeActionLayout, check_noise_level
+from hint_envs.wrappers.executor import ChunkExecutor
 from hint_envs.wrappers.replica_noise import add_replica_noise
 from policies.base import ChunkPolicyBase
 
-__all__ = ["StepLevelPolicy", "infer_layout"]
-
-
-def infer_layout(
-    controller_size: int, d_x: int, chunk_length: int, gains: bool
-) -> CompositeActionLayout:
-    """The layout whose controllers have ``controller_size`` floats for ``d_x`` states.
-
-    With gains ``controller_size = d_u + d_x + d_u d_x``, so ``d_u = (size - d_x) / (1 + d_x)``;
-    without, ``d_u = controller_size``.
-
-    Raises:
-        ValueError: no integer ``d_u`` fits.
-    """
-    if not gains:
-        return CompositeActionLayout(controller_size, d_x, chunk_length, gains=False)
-    d_u, rest = divmod(controller_size - d_x, 1 + d_x)
-    if rest or d_u < 1:
-        raise ValueError(
-            f"controllers of {controller_size} floats do not fit control states of size {d_x} "
-            "with gains (size = d_u + d_x + d_u * d_x); check control_indices"
-        )
-    return CompositeActionLayout(d_u, d_x, chunk_length, gains=True)
+__all__ = ["StepLevelPolicy"]
 
 
 class StepLevelPolicy:
@@ -94,7 +74,7 @@ class StepLevelPolicy:
         self.chunk_length = config.chunk_length
         layout = getattr(policy, "layout", None)
         if layout is None:
-            layout = infer_layout(
+            layout = CompositeActionLayout.infer(
                 policy.controller_size, self.control_indices.size, config.chunk_length, config.gains
             )
         if layout.d_x != self.control_indices.size:
@@ -109,15 +89,17 @@ class StepLevelPolicy:
                 f"control_indices {self.control_indices.tolist()} must index observations of "
                 f"size {self.d_obs}"
             )
-        self.low = self.high = None
-        if action_space is not None:
-            if tuple(action_space.shape) != (layout.d_u,):
-                raise ValueError(
-                    f"action_space shape {action_space.shape} does not match the policy's "
-                    f"inputs of size {layout.d_u}"
-                )
-            self.low = np.asarray(action_space.low, dtype=np.float64)
-            self.high = np.asarray(action_space.high, dtype=np.float64)
+        if action_space is not None and tuple(action_space.shape) != (layout.d_u,):
+            raise ValueError(
+                f"action_space shape {action_space.shape} does not match the policy's "
+                f"inputs of size {layout.d_u}"
+            )
+        self.executor = ChunkExecutor(
+            layout,
+            self.control_indices,
+            None if action_space is None else action_space.low,
+            None if action_space is None else action_space.high,
+        )
         self.sigma = check_noise_level(
             sigma if sigma is not None else getattr(config, "sigma", 0.0)
         )
@@ -216,12 +198,7 @@ class StepLevelPolicy:
 
         rows = np.arange(n)
         k = self._next
-        x = obs[:, self.control_indices]
-        if self.layout.gains:
-            u = control_law(self._u_bar[rows, k], self._x_bar[rows, k], self._K[rows, k], x)
-        else:
-            u = self._u_bar[rows, k].copy()
-        if self.low is not None:
-            u = np.minimum(np.maximum(u, self.low), self.high)
+        x = self.executor.control_state(obs)
+        u = self.executor.inputs(self._u_bar[rows, k], self._x_bar[rows, k], self._K[rows, k], x)
         self._next += 1
         return (u[0] if single else u), None

@@ -32,7 +32,7 @@ import numpy as np
 
 from .registry import POLICIES
 from .runs import read_record, read_sessions, record_file
-from .suite import Job, Suite
+from .suite import REPO_ROOT, Job, Suite
 
 __all__ = ["FIGURES", "Row", "aggregate", "load_records", "write_report"]
 
@@ -351,8 +351,6 @@ def write_report(
 
 
 def _relative(path: Path) -> str:
-    from .runs import REPO_ROOT
-
     try:
         return str(path.resolve().relative_to(REPO_ROOT))
     except ValueError:

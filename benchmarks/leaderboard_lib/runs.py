@@ -44,7 +44,7 @@ import numpy as np
 from hint_envs._io import atomic_write_json, remove_temporaries
 
 from .registry import TRAINERS, EvalSettings, TrainedPolicy
-from .suite import DemoSet, Job, RunSpec
+from .suite import REPO_ROOT, DemoSet, Job, RunSpec
 
 __all__ = [
     "REPO_ROOT",
@@ -65,8 +65,6 @@ __all__ = [
 
 logger = logging.getLogger(__name__)
 
-#: The repository the leaderboard runs from (``benchmarks/``'s parent).
-REPO_ROOT = Path(__file__).resolve().parents[2]
 #: ``predict`` calls timed for the sampling latency (after one warm-up call).
 LATENCY_REPEATS = 5
 #: Packages whose versions every record carries.

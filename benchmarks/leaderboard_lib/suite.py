@@ -62,6 +62,7 @@ from .registry import POLICIES, TRAINERS, EvalSettings, make_train_config, polic
 
 __all__ = [
     "DEMO_SEED_STRIDE",
+    "REPO_ROOT",
     "SUITES_DIR",
     "DemoSet",
     "EnvBlock",
@@ -75,8 +76,11 @@ __all__ = [
     "resolve_suite_path",
 ]
 
+#: The repository the leaderboard runs from (``benchmarks/``'s parent); a suite's
+#: ``dataset`` paths are relative to it.
+REPO_ROOT = Path(__file__).resolve().parents[2]
 #: Folder of the named suites (``--suite quick`` is ``SUITES_DIR / "quick.toml"``).
-SUITES_DIR = Path(__file__).resolve().parent.parent / "suites"
+SUITES_DIR = REPO_ROOT / "benchmarks" / "suites"
 #: Demonstration seeds of run seed ``s`` start at ``DEMO_SEED_STRIDE * s``.
 DEMO_SEED_STRIDE = 1000
 #: Version of the record layout (stored in every record and in the run hash).
@@ -487,8 +491,6 @@ def _env_block(block: Any, where: str) -> EnvBlock:
 def _check_dataset(dataset: str, count: int, where: str) -> str:
     """Check that the reference file exists and holds at least ``count`` demonstrations."""
     import h5py
-
-    from .runs import REPO_ROOT
 
     path = (REPO_ROOT / dataset).resolve()
     if not path.is_file():

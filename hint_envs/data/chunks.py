@@ -24,11 +24,10 @@ from pathlib import Path
 
 import numpy as np
 
-from hint_envs.core import CompositeActionLayout
+from hint_envs.core import CompositeActionLayout, Demonstration
 from hint_envs.data.hdf5 import DemoFile, read_demonstrations
 from hint_envs.data.minari_io import is_minari_source
 from hint_envs.data.normalization import NormalizationStats, RangeNormalizer
-from hint_envs.experts.base import Demonstration
 
 logger = logging.getLogger(__name__)
 

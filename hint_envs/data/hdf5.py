@@ -48,8 +48,7 @@ import h5py
 import numpy as np
 
 from hint_envs._io import DatasetError, atomic_path
-from hint_envs.core import Primitives
-from hint_envs.experts.base import Demonstration
+from hint_envs.core import Demonstration, Primitives
 
 logger = logging.getLogger(__name__)
 

@@ -44,9 +44,8 @@ from typing import Any
 import gymnasium as gym
 import numpy as np
 
-from hint_envs.core import Primitives
+from hint_envs.core import Demonstration, Primitives
 from hint_envs.data.hdf5 import DatasetError, DemoFile, _to_jsonable, read_demonstrations
-from hint_envs.experts.base import Demonstration
 
 __all__ = ["MINARI_SCHEME", "METADATA_KEY", "is_minari_source", "read_minari", "write_minari"]
 

@@ -185,7 +185,8 @@ def make_robosuite(task: str, action_type: str = "absolute", offscreen: bool = F
     One Panda, OSC_POSE at 20 Hz (:func:`controller_config`), sparse reward, object
     observations, no cameras; ``ignore_done`` (the registration's TimeLimit ends episodes),
     ``hard_reset=False`` (one MuJoCo model per environment: a reset re-samples the objects
-    in place in ~3 ms instead of rebuilding it in ~0.3 s) and the model built from
+    in place, far cheaper than rebuilding the model; timings in
+    docs/results/robomimic_expert.md) and the model built from
     :data:`MODEL_SEED`. ``offscreen`` enables the offscreen renderer.
     """
     if task not in TASKS:

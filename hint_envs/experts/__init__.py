@@ -10,7 +10,8 @@ import importlib
 from collections.abc import Mapping
 from typing import Any
 
-from hint_envs.experts.base import Demonstration, Expert
+from hint_envs.core import Demonstration
+from hint_envs.experts.base import Expert
 
 #: env id -> "module:ExpertClass"
 EXPERTS: dict[str, str] = {

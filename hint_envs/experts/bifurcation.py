@@ -47,6 +47,7 @@ import gymnasium as gym
 import numpy as np
 
 import hint_envs  # noqa: F401  (registers the environment ids)
+from hint_envs.core import Demonstration
 from hint_envs.envs.bifurcation import (
     BifurcationEnv,
     BifurcationParams,
@@ -54,7 +55,6 @@ from hint_envs.envs.bifurcation import (
     jacobians,
     obstacle_distance,
 )
-from hint_envs.experts.base import Demonstration
 from hint_envs.synthesis.bifurcation import DEFAULT_Q, DEFAULT_R, synthesize
 from hint_envs.synthesis.lqr import dlqr
 

@@ -18,8 +18,9 @@ from typing import Any
 from tqdm.auto import tqdm
 
 from hint_envs._workers import check_workers, worker_pool
+from hint_envs.core import Demonstration
 from hint_envs.experts import make_expert
-from hint_envs.experts.base import Demonstration, Expert
+from hint_envs.experts.base import Expert
 
 logger = logging.getLogger(__name__)
 

@@ -22,8 +22,7 @@ import gymnasium as gym
 import numpy as np
 
 import hint_envs  # noqa: F401  (registers the environments)
-from hint_envs.core import Primitives
-from hint_envs.experts.base import Demonstration
+from hint_envs.core import Demonstration, Primitives
 
 ENV_ID = "hint_envs/PlanarQuadrotor-v0"
 

@@ -60,7 +60,7 @@ import gymnasium as gym
 import numpy as np
 
 import hint_envs  # noqa: F401  (registers the environment ids)
-from hint_envs.experts.base import Demonstration
+from hint_envs.core import Demonstration
 
 __all__ = [
     "EXPERT_STREAM",

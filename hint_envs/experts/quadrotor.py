@@ -37,13 +37,13 @@ import gymnasium as gym
 import numpy as np
 
 import hint_envs  # noqa: F401  (registers the environment ids)
+from hint_envs.core import Demonstration
 from hint_envs.envs.planar_quadrotor import (
     PlanarQuadrotorEnv,
     QuadrotorParams,
     dynamics,
     jacobians,
 )
-from hint_envs.experts.base import Demonstration
 from hint_envs.experts.ilqr import (
     CostDerivatives,
     ILQROptions,

@@ -49,7 +49,7 @@ import numpy as np
 from scipy.spatial.transform import Rotation
 
 import hint_envs  # noqa: F401  (registers the environment ids)
-from hint_envs.experts.base import Demonstration
+from hint_envs.core import Demonstration
 
 __all__ = [
     "EXPERT_STREAM",

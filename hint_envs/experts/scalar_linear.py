@@ -28,8 +28,8 @@ import gymnasium as gym
 import numpy as np
 
 import hint_envs  # noqa: F401  (registers the environment ids)
+from hint_envs.core import Demonstration
 from hint_envs.envs.scalar_linear import ScalarLinearEnv, ScalarLinearParams
-from hint_envs.experts.base import Demonstration
 
 __all__ = ["EXPERT_STREAM", "ScalarLinearExpert", "closed_loop_pole", "feedback_gain"]
 

@@ -10,8 +10,7 @@ import importlib
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
-    from hint_envs.core import Primitives
-    from hint_envs.experts.base import Demonstration
+    from hint_envs.core import Demonstration, Primitives
 
 #: env id -> "module:function(demo, **kwargs) -> Primitives"
 SYNTHESIZERS: dict[str, str] = {

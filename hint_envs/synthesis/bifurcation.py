@@ -24,9 +24,8 @@ from typing import Any
 
 import numpy as np
 
-from hint_envs.core import Primitives
+from hint_envs.core import Demonstration, Primitives
 from hint_envs.envs.bifurcation import STATE_DIM, BifurcationParams, jacobians
-from hint_envs.experts.base import Demonstration
 from hint_envs.synthesis.lqr import dare, synthesize_tvlqr
 
 __all__ = ["DEFAULT_Q", "DEFAULT_R", "params_from_attrs", "synthesize"]

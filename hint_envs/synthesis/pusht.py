@@ -35,9 +35,8 @@ from __future__ import annotations
 
 import numpy as np
 
-from hint_envs.core import Primitives
+from hint_envs.core import Demonstration, Primitives
 from hint_envs.envs.pusht import INPUT_DIM, AgentParams, agent_matrices
-from hint_envs.experts.base import Demonstration
 from hint_envs.synthesis import lqr
 
 __all__ = ["DEFAULT_Q", "DEFAULT_R", "output_feedback_gain", "synthesize"]

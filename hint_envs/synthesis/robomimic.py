@@ -41,8 +41,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from hint_envs.core import Primitives
-from hint_envs.experts.base import Demonstration
+from hint_envs.core import Demonstration, Primitives
 from hint_envs.synthesis import lqr
 
 __all__ = ["DEFAULT_Q", "DEFAULT_R", "ArmModel", "fit_arm_model", "position_gains", "synthesize"]

@@ -18,6 +18,7 @@ environment at every inner step, not the observation the policy saw.
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
 from typing import Any
 
 import gymnasium as gym
@@ -31,9 +32,9 @@ from hint_envs.core import (
     CompositeActionLayout,
     check_action,
     check_flag,
-    control_law,
     get_control_indices,
 )
+from hint_envs.wrappers.executor import INNER_INFO_KEYS, ChunkExecutor
 
 __all__ = [
     "PrimitiveControllerWrapper",
@@ -91,14 +92,6 @@ def _check_indices(indices: np.ndarray, d_obs: int) -> np.ndarray:
     return indices.astype(np.int64)
 
 
-def _as_selector(indices: np.ndarray) -> slice | np.ndarray:
-    """A slice when ``indices`` are contiguous and increasing (cheaper per step), else them."""
-    start = int(indices[0])
-    if np.array_equal(indices, np.arange(start, start + indices.size)):
-        return slice(start, start + indices.size)
-    return indices
-
-
 def composite_action_bounds(
     layout: CompositeActionLayout,
     input_low: np.ndarray,
@@ -125,7 +118,64 @@ def composite_action_bounds(
     )
 
 
-class PrimitiveControllerWrapper(gym.Wrapper, gym.utils.RecordConstructorArgs):
+class _ChunkLevel:
+    """The constructor path the single and the vector chunk-level wrappers share."""
+
+    def _setup_chunks(
+        self,
+        obs_space: gym.Space,
+        act_space: gym.Space,
+        control_indices: Callable[[], np.ndarray],
+        chunk_length: int,
+        obs_horizon: int,
+        gains: bool,
+        gain_bound: float,
+        what: str,
+    ) -> tuple[spaces.Box, spaces.Box]:
+        """Validate the settings and the inner spaces; set :attr:`chunk_length`,
+        :attr:`obs_horizon`, :attr:`gains`, :attr:`gain_bound`, :attr:`layout` and the
+        :class:`~hint_envs.wrappers.executor.ChunkExecutor`.
+
+        Args:
+            obs_space, act_space: the (single) inner environment's spaces.
+            control_indices: returns the inner ``control_indices`` (raises ``TypeError``
+                if the inner environment is not a control environment).
+            what: names the inner environment in error messages.
+
+        Returns:
+            the single chunk-level ``(action_space, observation_space)``.
+        """
+        self.chunk_length = _check_positive_int("chunk_length", chunk_length)
+        self.obs_horizon = _check_positive_int("obs_horizon", obs_horizon)
+        self.gain_bound = _check_gain_bound(gain_bound)
+        self.gains = check_flag("gains", gains)
+        indices = control_indices()
+        _check_spaces(obs_space, act_space, what)
+        indices = _check_indices(indices, obs_space.shape[0])
+        self.layout = CompositeActionLayout(
+            act_space.shape[0], indices.size, self.chunk_length, gains=self.gains
+        )
+        self._executor = ChunkExecutor(
+            self.layout, indices, act_space.low, act_space.high, input_dtype=act_space.dtype
+        )
+        self._obs_dtype = obs_space.dtype
+        low, high = composite_action_bounds(
+            self.layout,
+            act_space.low,
+            act_space.high,
+            obs_space.low[indices],
+            obs_space.high[indices],
+            self.gain_bound,
+        )
+        chunk_obs_space = spaces.Box(
+            np.tile(obs_space.low, (self.obs_horizon, 1)),
+            np.tile(obs_space.high, (self.obs_horizon, 1)),
+            dtype=obs_space.dtype,
+        )
+        return spaces.Box(low, high, dtype=np.float64), chunk_obs_space
+
+
+class PrimitiveControllerWrapper(_ChunkLevel, gym.Wrapper, gym.utils.RecordConstructorArgs):
     """Chunk-level environment: one action is ``chunk_length`` primitive controllers.
 
     One :meth:`step` executes up to ``chunk_length`` inner steps with
@@ -210,41 +260,16 @@ class PrimitiveControllerWrapper(gym.Wrapper, gym.utils.RecordConstructorArgs):
             gain_bound=gain_bound,
         )
         gym.Wrapper.__init__(self, env)
-        self.chunk_length = _check_positive_int("chunk_length", chunk_length)
-        self.obs_horizon = _check_positive_int("obs_horizon", obs_horizon)
-        self.gain_bound = _check_gain_bound(gain_bound)
-        self.gains = check_flag("gains", gains)
-        indices = get_control_indices(env)  # TypeError naming the env if not a control env
-        _check_spaces(env.observation_space, env.action_space, f"the wrapped env {env}")
-        obs_space: spaces.Box = env.observation_space
-        act_space: spaces.Box = env.action_space
-        d_obs = obs_space.shape[0]
-        self._indices = _check_indices(indices, d_obs)
-        self._select = _as_selector(self._indices)
-        self.layout = CompositeActionLayout(
-            d_u=act_space.shape[0],
-            d_x=self._indices.size,
-            chunk_length=self.chunk_length,
-            gains=self.gains,
+        self.action_space, self.observation_space = self._setup_chunks(
+            env.observation_space,
+            env.action_space,
+            lambda: get_control_indices(env),  # TypeError naming the env if not a control env
+            chunk_length,
+            obs_horizon,
+            gains,
+            gain_bound,
+            f"the wrapped env {env}",
         )
-        low, high = composite_action_bounds(
-            self.layout,
-            act_space.low,
-            act_space.high,
-            obs_space.low[self._indices],
-            obs_space.high[self._indices],
-            self.gain_bound,
-        )
-        self.action_space = spaces.Box(low, high, dtype=np.float64)
-        self.observation_space = spaces.Box(
-            np.tile(obs_space.low, (self.obs_horizon, 1)),
-            np.tile(obs_space.high, (self.obs_horizon, 1)),
-            dtype=obs_space.dtype,
-        )
-        self._u_low = act_space.low.astype(np.float64)
-        self._u_high = act_space.high.astype(np.float64)
-        self._input_dtype = act_space.dtype
-        self._obs_dtype = obs_space.dtype
         self._history: np.ndarray | None = None  # (obs_horizon, d_obs), oldest first
 
     def reset(
@@ -268,50 +293,10 @@ class PrimitiveControllerWrapper(gym.Wrapper, gym.utils.RecordConstructorArgs):
             raise gym.error.ResetNeeded("call reset() before step() on the chunk environment")
         composite = check_action(action, self.action_space, "composite action")
         np.clip(composite, self.action_space.low, self.action_space.high, out=composite)
-        prim = self.layout.unpack(composite)
-        u_bar, x_bar, K = prim.u_bar, prim.x_bar, prim.K
-        T, H = self.chunk_length, self.obs_horizon
-        d_u, d_x = self.layout.d_u, self.layout.d_x
-
-        states = np.full((T, d_x), np.nan)
-        inputs = np.full((T, d_u), np.nan)
-        rewards = np.full(T, np.nan)
-        hist = np.empty((H + T,) + self._history.shape[1:], dtype=self._obs_dtype)
-        hist[:H] = self._history
-
-        # hot path: locals only, no re-validation
-        inner_step = self.env.step
-        select, gains, lo, hi = self._select, self.gains, self._u_low, self._u_high
-        cast = self._input_dtype != np.float64
-        dtype = self._input_dtype
-        obs = hist[H - 1]
-        total = 0.0
-        terminated = truncated = False
-        info: dict[str, Any] = {}
-        n = 0
-        for k in range(T):
-            x = obs[select]
-            states[k] = x
-            u = control_law(u_bar[k], x_bar[k], K[k], x) if gains else u_bar[k]
-            sent = np.minimum(np.maximum(u, lo), hi)
-            if cast:
-                sent = sent.astype(dtype)
-            inputs[k] = sent
-            obs, reward, terminated, truncated, info = inner_step(sent)
-            rewards[k] = reward
-            total += float(reward)
-            hist[H + k] = obs
-            n = k + 1
-            if terminated or truncated:
-                break
-
-        self._history = hist[n : n + H]
-        info = dict(info)
-        info["inner_states"] = states
-        info["inner_inputs"] = inputs
-        info["inner_rewards"] = rewards
-        info["steps_executed"] = n
-        return self._history.copy(), total, bool(terminated), bool(truncated), info
+        run = self._executor.run(self.layout.unpack(composite), self._history[-1], self.env.step)
+        n = run.steps
+        self._history = np.concatenate([self._history, run.observations[:n]])[n:]
+        return self._history.copy(), run.total_reward, run.terminated, run.truncated, run.info()
 
 
 def _vector_control_indices(env: VectorEnv) -> np.ndarray:
@@ -367,7 +352,9 @@ def _merge_rows(out: dict[str, Any], infos: dict[str, Any], rows: np.ndarray) ->
     return out
 
 
-class PrimitiveControllerVectorWrapper(gym.vector.VectorWrapper, gym.utils.RecordConstructorArgs):
+class PrimitiveControllerVectorWrapper(
+    _ChunkLevel, gym.vector.VectorWrapper, gym.utils.RecordConstructorArgs
+):
     """Batched :class:`PrimitiveControllerWrapper` over a vector of control environments.
 
     The inner vector env must be built with ``autoreset_mode=AutoresetMode.DISABLED``: this
@@ -458,49 +445,27 @@ class PrimitiveControllerVectorWrapper(gym.vector.VectorWrapper, gym.utils.Recor
                 'it with e.g. gym.make_vec(..., vector_kwargs={"autoreset_mode": '
                 "AutoresetMode.DISABLED})"
             )
-        self.chunk_length = _check_positive_int("chunk_length", chunk_length)
-        self.obs_horizon = _check_positive_int("obs_horizon", obs_horizon)
-        self.gain_bound = _check_gain_bound(gain_bound)
-        self.gains = check_flag("gains", gains)
-        single_obs, single_act = env.single_observation_space, env.single_action_space
-        _check_spaces(single_obs, single_act, f"the sub-environments of {env}")
-        d_obs = single_obs.shape[0]
-        self._indices = _check_indices(_vector_control_indices(env), d_obs)
-        self._select = _as_selector(self._indices)
-        self.layout = CompositeActionLayout(
-            d_u=single_act.shape[0],
-            d_x=self._indices.size,
-            chunk_length=self.chunk_length,
-            gains=self.gains,
+        self.single_action_space, self.single_observation_space = self._setup_chunks(
+            env.single_observation_space,
+            env.single_action_space,
+            lambda: _vector_control_indices(env),
+            chunk_length,
+            obs_horizon,
+            gains,
+            gain_bound,
+            f"the sub-environments of {env}",
         )
-        low, high = composite_action_bounds(
-            self.layout,
-            single_act.low,
-            single_act.high,
-            single_obs.low[self._indices],
-            single_obs.high[self._indices],
-            self.gain_bound,
-        )
-        n = self.num_envs
-        self.single_action_space = spaces.Box(low, high, dtype=np.float64)
-        self.action_space = batch_space(self.single_action_space, n)
-        self.single_observation_space = spaces.Box(
-            np.tile(single_obs.low, (self.obs_horizon, 1)),
-            np.tile(single_obs.high, (self.obs_horizon, 1)),
-            dtype=single_obs.dtype,
-        )
-        self.observation_space = batch_space(self.single_observation_space, n)
+        self.action_space = batch_space(self.single_action_space, self.num_envs)
+        self.observation_space = batch_space(self.single_observation_space, self.num_envs)
         self.metadata = {**env.metadata, "autoreset_mode": AutoresetMode.NEXT_STEP}
-        self._u_low = single_act.low.astype(np.float64)
-        self._u_high = single_act.high.astype(np.float64)
-        self._input_dtype = single_act.dtype
-        self._obs_dtype = single_obs.dtype
         # placeholder input for sub-envs whose episode ended (results ignored)
-        self._idle_input = np.clip(np.zeros(self.layout.d_u), self._u_low, self._u_high)
+        bounds = self._executor.input_low, self._executor.input_high
+        self._idle_input = np.clip(np.zeros(self.layout.d_u), *bounds)
         base = env.unwrapped
         self._must_park = isinstance(base, (SyncVectorEnv, AsyncVectorEnv))
         self._history: np.ndarray | None = None  # (N, obs_horizon, d_obs)
         self._inner_obs: np.ndarray | None = None  # (N, d_obs) current inner observation
+        n = self.num_envs
         self._needs_reset = np.zeros(n, dtype=bool)  # episode ended at the last chunk step
         self._inner_ended = np.zeros(n, dtype=bool)  # inner env reported an end, not reset
         self._end_states: dict[int, np.ndarray] = {}  # sub-env -> state it is parked in
@@ -593,7 +558,8 @@ class PrimitiveControllerVectorWrapper(gym.vector.VectorWrapper, gym.utils.Recor
         hist[:, :H] = self._history
         obs = self._inner_obs
         step_infos: list[dict[str, Any]] = []
-        select, lo, hi = self._select, self._u_low, self._u_high
+        executor = self._executor
+        input_dtype = executor.input_dtype
 
         for k in range(T):
             if not active.any():
@@ -601,15 +567,11 @@ class PrimitiveControllerVectorWrapper(gym.vector.VectorWrapper, gym.utils.Recor
             idle = ~active
             if self._must_park and (idle & self._inner_ended).any():
                 self._park(idle & self._inner_ended)
-            x = obs[:, select]
-            if self.gains:
-                u = control_law(u_bar[:, k], x_bar[:, k], K[:, k], x)
-            else:
-                u = u_bar[:, k].copy()
-            np.minimum(np.maximum(u, lo, out=u), hi, out=u)
+            x = executor.control_state(obs)
+            u = executor.inputs(u_bar[:, k], x_bar[:, k], K[:, k], x)
             if idle.any():
                 u[idle] = self._idle_input
-            sent = u.astype(self._input_dtype) if u.dtype != self._input_dtype else u
+            sent = u.astype(input_dtype) if u.dtype != input_dtype else u
             new_obs, reward, term, trunc, infos = self.env.step(sent)
             new_obs = np.asarray(new_obs, dtype=self._obs_dtype)
             term = np.asarray(term, dtype=bool)
@@ -664,12 +626,7 @@ class PrimitiveControllerVectorWrapper(gym.vector.VectorWrapper, gym.utils.Recor
             last = n_exec - 1
             for k in np.unique(last[stepped]):
                 _merge_rows(out_infos, step_infos[k], stepped & (last == k))
-            for key, array in (
-                ("inner_states", states),
-                ("inner_inputs", inputs),
-                ("inner_rewards", rewards),
-                ("steps_executed", n_exec),
-            ):
+            for key, array in zip(INNER_INFO_KEYS, (states, inputs, rewards, n_exec), strict=True):
                 array[resetting] = 0
                 out_infos[key] = array
                 out_infos[f"_{key}"] = stepped.copy()

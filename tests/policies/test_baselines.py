@@ -317,7 +317,7 @@ def test_reload_gives_bit_identical_actions(policy, tmp_path):
     assert sorted(p.name for p in directory.iterdir()) == ["config.json", "model.safetensors"]
     saved = json.loads((directory / "config.json").read_text())
     name = type(policy).__name__
-    assert saved["policy_class"] == name and saved["format"] == f"hint_envs.policies.{name}/1"
+    assert saved["policy_class"] == name and saved["format"] == f"policies.{name}/1"
     assert saved["hint_envs_version"] and saved["policy_config"] == policy.config.to_dict()
     assert not (directory / "model.safetensors").read_bytes().startswith((b"\x80", b"PK"))
 

@@ -1,17 +1,24 @@
-"""save_policy / load_policy: bit-identical reloads, no pickle, clear errors."""
+"""save_policy / load_policy: bit-identical reloads, no pickle, clear errors, format tags
+from the registry, files of the previous version."""
 
 from __future__ import annotations
 
+import hashlib
 import json
+import os
 import struct
+import subprocess
+import sys
 
 import numpy as np
 import pytest
 import torch
 from policy_testing import make_chunk_env, make_policy, tiny_config
+from safetensors.torch import load as load_safetensors
+from safetensors.torch import save as save_safetensors
 
 from policies.ddpm import DDPMChunkingPolicy
-from policies.serialization import load_policy, save_policy
+from policies.serialization import format_tag, load_policy, registered_formats, save_policy
 
 
 @pytest.fixture(params=["mlp", "unet1d"])
@@ -137,3 +144,69 @@ def test_weights_that_do_not_fit_the_config(demos, tmp_path):
     (small / "model.safetensors").write_bytes((wide / "model.safetensors").read_bytes())
     with pytest.raises(ValueError, match="does not fit the saved config"):
         load_policy(small)
+
+
+def _write_the_previous_way(directory) -> None:
+    """Rewrite a saved policy as the previous version wrote it: format tags
+    ``hint_envs.policies.<Class>/1`` (config and weights metadata), no ``policy_module``."""
+    config = json.loads((directory / "config.json").read_text())
+    old_tag = "hint_envs.policies." + config["format"].removeprefix("policies.")
+    config["format"] = old_tag
+    del config["policy_module"]
+    tensors = load_safetensors((directory / "model.safetensors").read_bytes())
+    weights = save_safetensors(tensors, metadata={"format": old_tag})
+    (directory / "model.safetensors").write_bytes(weights)
+    config["weights"]["sha256"] = hashlib.sha256(weights).hexdigest()
+    (directory / "config.json").write_text(json.dumps(config))
+
+
+def test_format_tags_name_the_package_and_come_from_the_registry(policy, tmp_path):
+    directory = save_policy(policy, tmp_path / "p")
+    config = json.loads((directory / "config.json").read_text())
+    assert config["format"] == format_tag(DDPMChunkingPolicy) == "policies.DDPMChunkingPolicy/1"
+    assert config["policy_class"] == "DDPMChunkingPolicy"
+    assert config["policy_module"] == "policies.ddpm"
+    assert registered_formats()["policies.DDPMChunkingPolicy/1"] is DDPMChunkingPolicy
+
+
+def test_policies_saved_by_the_previous_version_still_load(policy, tmp_path):
+    directory = save_policy(policy, tmp_path / "old")
+    _write_the_previous_way(directory)
+    assert json.loads((directory / "config.json").read_text())["format"].startswith("hint_envs.")
+    loaded = load_policy(directory)
+    assert type(loaded) is DDPMChunkingPolicy
+    obs = _observations(policy.config, 2)
+    np.testing.assert_array_equal(
+        policy.predict(obs, deterministic=True)[0], loaded.predict(obs, deterministic=True)[0]
+    )
+
+
+def test_a_fresh_interpreter_finds_the_class_a_file_names(policy, tmp_path):
+    """Loading imports the policy's module itself: the registry is filled on import."""
+    new = save_policy(policy, tmp_path / "new")
+    old = save_policy(policy, tmp_path / "old")
+    _write_the_previous_way(old)
+    script = (
+        "import sys\n"
+        "from policies.serialization import load_policy\n"
+        "assert 'policies.ddpm' not in sys.modules\n"
+        "print(*(type(load_policy(d)).__name__ for d in sys.argv[1:]))\n"
+    )
+    result = subprocess.run(
+        [sys.executable, "-c", script, str(new), str(old)],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        env={**os.environ, "PYTHONPATH": os.pathsep.join(sys.path)},
+    )
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.split() == ["DDPMChunkingPolicy", "DDPMChunkingPolicy"]
+
+
+def test_a_format_of_no_known_class(policy, tmp_path):
+    directory = save_policy(policy, tmp_path / "p")
+    config = json.loads((directory / "config.json").read_text())
+    config["format"] = "policies.NoSuchPolicy/1"
+    (directory / "config.json").write_text(json.dumps(config))
+    with pytest.raises(ValueError, match="'policies.NoSuchPolicy/1', which names no known"):
+        load_policy(directory)

@@ -1,15 +1,20 @@
-"""StepLevelPolicy: it reproduces the chunk-level env's inputs, keeps one queue and one
-history per env, and clears them on episode_start."""
+"""StepLevelPolicy: it reproduces the chunk-level env's inputs (bit for bit, through the
+wrappers' executor), keeps one queue and one history per env, and clears them on
+episode_start."""
 
 from __future__ import annotations
+
+from types import SimpleNamespace
 
 import gymnasium as gym
 import numpy as np
 import pytest
+from gymnasium.vector import AutoresetMode
 from policy_testing import ENV_ID, make_chunk_env, make_policy, tiny_config
 
 from hint_envs.core import control_law
-from policies.step_adapter import StepLevelPolicy, infer_layout
+from hint_envs.wrappers import PrimitiveControllerVectorWrapper, PrimitiveControllerWrapper
+from policies.step_adapter import StepLevelPolicy
 
 
 @pytest.mark.parametrize("gains", [True, False])
@@ -105,9 +110,80 @@ def test_replica_noise_on_the_observed_chunks_only(demos):
     assert not np.array_equal(chunks[0], chunks[2])
 
 
-def test_infer_layout():
-    layout = infer_layout(20, 6, chunk_length=8, gains=True)
-    assert (layout.d_u, layout.d_x, layout.controller_size) == (2, 6, 20)
-    assert infer_layout(2, 6, chunk_length=8, gains=False).d_u == 2
-    with pytest.raises(ValueError, match="do not fit control states of size 5"):
-        infer_layout(20, 5, chunk_length=8, gains=True)
+class FixedChunkPolicy:
+    """A stand-in chunking policy that always proposes the same composite action."""
+
+    def __init__(self, layout, obs_horizon: int, d_obs: int, composite: np.ndarray):
+        self.layout = layout
+        self.controller_size = layout.controller_size
+        self.config = SimpleNamespace(
+            obs_horizon=obs_horizon, chunk_length=layout.chunk_length, gains=layout.gains
+        )
+        self.observation_space = gym.spaces.Box(-np.inf, np.inf, (obs_horizon, d_obs))
+        self.composite = composite
+
+    def predict(self, obs, deterministic=False):
+        return np.tile(self.composite, (len(obs), 1)), None
+
+
+@pytest.mark.parametrize("gains", [True, False])
+def test_wrappers_and_adapter_execute_a_chunk_identically(gains):
+    """The single wrapper, the vector wrapper and the step adapter share one executor: the
+    same composite actions give bit-identical inner states and inputs."""
+    chunk_length, obs_horizon, n_chunks, seeds = 5, 2, 3, [0, 1]
+    single = PrimitiveControllerWrapper(gym.make(ENV_ID), chunk_length, obs_horizon, gains)
+    layout = single.layout
+    base = gym.make(ENV_ID).unwrapped
+    rng = np.random.default_rng(0)
+    prim = layout.unpack(np.zeros(layout.size))
+    prim.u_bar[:] = base.params.hover_input + rng.normal(0, 0.5, prim.u_bar.shape)
+    prim.x_bar[:] = rng.normal(0, 0.1, prim.x_bar.shape)
+    prim.K[:] = rng.normal(0, 0.5, prim.K.shape)
+    composite = np.clip(layout.pack(prim), single.action_space.low, single.action_space.high)
+
+    expected = {}  # seed -> (states, inputs) of the single wrapper
+    for seed in seeds:
+        single.reset(seed=seed)
+        states, inputs = [], []
+        for _ in range(n_chunks):
+            _, _, terminated, truncated, info = single.step(composite)
+            states.append(info["inner_states"][: info["steps_executed"]])
+            inputs.append(info["inner_inputs"][: info["steps_executed"]])
+            if terminated or truncated:
+                break
+        expected[seed] = (np.concatenate(states), np.concatenate(inputs))
+
+    inner = gym.make_vec(
+        ENV_ID,
+        num_envs=len(seeds),
+        vectorization_mode="sync",
+        vector_kwargs={"autoreset_mode": AutoresetMode.DISABLED},
+    )
+    vector = PrimitiveControllerVectorWrapper(inner, chunk_length, obs_horizon, gains)
+    vector.reset(seed=seeds[0])
+    vector_states, vector_inputs = [[] for _ in seeds], [[] for _ in seeds]
+    ended = np.zeros(len(seeds), dtype=bool)
+    for _ in range(n_chunks):
+        _, _, terms, truncs, infos = vector.step(np.tile(composite, (len(seeds), 1)))
+        for i in np.flatnonzero(~ended):
+            n = infos["steps_executed"][i]
+            vector_states[i].append(infos["inner_states"][i, :n])
+            vector_inputs[i].append(infos["inner_inputs"][i, :n])
+        ended |= terms | truncs
+
+    for i, seed in enumerate(seeds):
+        np.testing.assert_array_equal(np.concatenate(vector_states[i]), expected[seed][0])
+        np.testing.assert_array_equal(np.concatenate(vector_inputs[i]), expected[seed][1])
+
+        env = gym.make(ENV_ID)
+        policy = FixedChunkPolicy(layout, obs_horizon, env.observation_space.shape[0], composite)
+        adapter = StepLevelPolicy(policy, base.control_indices, env.action_space, sigma=0.0)
+        obs, _ = env.reset(seed=seed)
+        states, inputs = [], []
+        for t in range(len(expected[seed][1])):
+            states.append(obs[base.control_indices])
+            u, _ = adapter.predict(obs, episode_start=np.array([t == 0]))
+            inputs.append(u)
+            obs, *_ = env.step(u)
+        np.testing.assert_array_equal(np.array(states), expected[seed][0])
+        np.testing.assert_array_equal(np.array(inputs), expected[seed][1])

@@ -436,7 +436,7 @@ def d_train_eps(policy_actions: Any, expert_actions: Any, eps: float) -> float:
         )
     if policy.shape[0] == 0:
         raise ValueError("no states: give at least one expert state")
-    return float(np.mean([tv_eps(pol, exp, eps) for pol, exp in zip(policy, expert)]))
+    return float(np.mean([tv_eps(pol, exp, eps) for pol, exp in zip(policy, expert, strict=True)]))
 
 
 def d_test_eps(imitator: Any, expert: Any, eps: float) -> np.ndarray:

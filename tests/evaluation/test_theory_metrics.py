@@ -66,7 +66,11 @@ def test_d_test_pools_rollouts_per_time_step():
 
 @pytest.mark.parametrize(
     "bad, match",
-    [(-0.1, "eps must be a finite number >= 0"), (float("nan"), "eps must be"), ("0.1", "eps must")],
+    [
+        (-0.1, "eps must be a finite number >= 0"),
+        (float("nan"), "eps must be"),
+        ("0.1", "eps must"),
+    ],
 )
 def test_bad_eps_is_a_clear_error(bad, match):
     with pytest.raises(ValueError, match=match):

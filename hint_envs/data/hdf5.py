@@ -278,6 +278,20 @@ def _check_bounds(bounds: EnvBounds, d_u: int, d_obs: int, d_x: int | None, what
         )
 
 
+def _bounds_for_writing(env_id: str, env_kwargs: Mapping[str, Any]) -> EnvBounds:
+    """:func:`env_bounds`, its failures as a ValueError that says how to write anyway."""
+    import gymnasium as gym
+
+    try:
+        return env_bounds(env_id, env_kwargs)
+    except (gym.error.Error, TypeError, ValueError, ImportError) as err:
+        raise ValueError(
+            f"cannot make {env_id} with env_kwargs {dict(env_kwargs)} here to store its "
+            f"bounds ({err}); pass write_demonstrations(..., bounds=EnvBounds.from_env(env)) "
+            "with the env the demonstrations were collected in"
+        ) from err
+
+
 def _write_bounds(group: h5py.Group, bounds: EnvBounds) -> None:
     for name, attr in BOUNDS_ATTRS.items():
         group.attrs[attr] = getattr(bounds, name)
@@ -422,9 +436,8 @@ def write_demonstrations(
         FileExistsError: ``path`` exists and ``overwrite`` is False.
         ValueError: no demos, inconsistent arrays, bad ``obs_keys``/``valid_fraction``,
             metadata that is not JSON-serialisable, or bounds of other dimensions than
-            the demonstrations'.
-        gymnasium.error.Error, TypeError: without ``bounds``, ``env_id`` cannot be made
-            here or is not a control environment.
+            the demonstrations', or, without ``bounds``, an ``env_id`` that cannot be made
+            here (or is not a control environment).
     """
     path = Path(path).expanduser().resolve()
     if path.exists() and not overwrite:
@@ -442,13 +455,6 @@ def write_demonstrations(
     if obs_keys is None:
         obs_keys = default_obs_keys(env_id, d_obs, env_kwargs)
     spans = _check_obs_keys(obs_keys, d_obs)
-    if bounds is None:
-        bounds = env_bounds(env_id, env_kwargs)
-    if not isinstance(bounds, EnvBounds):
-        raise TypeError(f"bounds must be an EnvBounds or None, got {type(bounds).__name__}")
-    first = demos[0]
-    d_x = None if first.primitives is None else first.primitives.x_bar.shape[-1]
-    _check_bounds(bounds, int(np.shape(first.actions)[-1]), d_obs, d_x, f"{env_id} at {path}")
     env_args = _dump_json(
         {"env_name": env_id, "type": ROBOMIMIC_GYM_TYPE, "env_kwargs": env_kwargs}, "env_kwargs"
     )
@@ -464,6 +470,13 @@ def write_demonstrations(
     if compression not in (None, "gzip"):
         raise ValueError(f"compression must be 'gzip' or None, got {compression!r}")
     filters = {"compression": "gzip", "shuffle": True} if compression else {}
+    if bounds is None:  # last: every cheap check first
+        bounds = _bounds_for_writing(env_id, env_kwargs)
+    if not isinstance(bounds, EnvBounds):
+        raise TypeError(f"bounds must be an EnvBounds or None, got {type(bounds).__name__}")
+    first = demos[0]
+    d_x = None if first.primitives is None else first.primitives.x_bar.shape[-1]
+    _check_bounds(bounds, int(np.shape(first.actions)[-1]), d_obs, d_x, f"{env_id} at {path}")
 
     # a fresh hidden name beside the target, renamed over it once complete (atomic_path);
     # h5py's "x" mode refuses to clobber and creates the file with the usual permissions

@@ -110,7 +110,9 @@ def test_resample_noise_draws_fresh_noise_for_every_batch(demos, monkeypatch, re
     assert not torch.equal(policy.denoiser.output.weight, other.denoiser.output.weight)
 
 
-def test_training_builds_no_env_and_refuses_a_file_without_bounds(demos, tmp_path, monkeypatch):
+def test_training_builds_no_env_and_refuses_a_file_without_bounds(
+    demos, tmp_path, monkeypatch, capsys
+):
     """The policy's spaces come from the bounds the file stores: training never makes the
     env; a file written before the bounds were stored names the command that adds them."""
     path = write_demonstrations(tmp_path / "demos.hdf5", demos, ENV_ID)
@@ -132,6 +134,11 @@ def test_training_builds_no_env_and_refuses_a_file_without_bounds(demos, tmp_pat
     old = ChunkDataset(path, config.obs_horizon, config.horizon)
     with pytest.raises(DatasetError, match=f"hint-data add-bounds {path}"):
         train(old, config, settings, progress=False)
+    monkeypatch.undo()
+    assert cli.main([str(path), "--out", str(tmp_path / "run"), "--no-progress"]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("hint-train: error: the demonstration file") and err.count("\n") == 1
+    assert f"hint-data add-bounds {path}" in err and not (tmp_path / "run").exists()
 
 
 @pytest.mark.parametrize(

@@ -140,7 +140,8 @@ def chunk_spaces(dataset: ChunkData, config: ChunkConfig) -> tuple[gym.spaces.Bo
             f"{where} ({env_id}) carries no env bounds, which the policy's action space and "
             f"clipping are built from (files written before hint_envs stored them); add "
             f"them once with `hint-data add-bounds {path or 'FILE'}`, which makes the env "
-            "from the file, or pass ChunkDataset(..., bounds=EnvBounds.from_env(env))"
+            "from the file (a Minari dataset: export it again with hint-minari from such a "
+            "file), or pass ChunkDataset(..., bounds=EnvBounds.from_env(env))"
         )
     logger.info("the dataset names no env: training with unbounded spaces (no clipping)")
     d_obs, controller_size = dataset.stats.obs.dim, dataset.stats.action.dim

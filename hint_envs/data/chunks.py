@@ -107,14 +107,14 @@ class ChunkDataset:
         for name, value in (("obs_horizon", obs_horizon), ("horizon", horizon)):
             if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < 1:
                 raise ValueError(f"{name} must be an integer >= 1, got {value!r}")
+        if bounds is not None and not isinstance(bounds, EnvBounds):
+            raise TypeError(f"bounds must be an EnvBounds or None, got {type(bounds).__name__}")
         if is_minari_source(source):
             from hint_envs.data.minari_io import read_minari
 
             source = read_minari(source)
         elif isinstance(source, (str, os.PathLike)):
             source = read_demonstrations(Path(source))
-        if bounds is not None and not isinstance(bounds, EnvBounds):
-            raise TypeError(f"bounds must be an EnvBounds or None, got {type(bounds).__name__}")
         path = None
         if isinstance(source, DemoFile):
             env_id = source.env_id if env_id is None else env_id

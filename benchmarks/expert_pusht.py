@@ -31,6 +31,8 @@ from typing import Any  # noqa: E402
 import numpy as np  # noqa: E402
 from bench_cli import parse_setting  # noqa: E402
 
+from hint_envs._io import atomic_write_bytes  # noqa: E402
+
 _EXPERT = None
 
 
@@ -108,7 +110,9 @@ def main() -> None:
     if args.out:
         out = Path(args.out)
         out.parent.mkdir(parents=True, exist_ok=True)
-        out.write_text(json.dumps({"summary": summary, "episodes": records}, indent=1))
+        atomic_write_bytes(
+            out, json.dumps({"summary": summary, "episodes": records}, indent=1).encode()
+        )
         print(f"written to {out}")
 
 

@@ -34,6 +34,7 @@ import numpy as np  # noqa: E402
 from tqdm import tqdm  # noqa: E402
 
 import hint_envs  # noqa: E402, F401  (registers the environments)
+from hint_envs._io import atomic_write_bytes  # noqa: E402
 from hint_envs.core import Primitives  # noqa: E402
 from hint_envs.experts.quadrotor import QuadrotorExpert  # noqa: E402
 from hint_envs.synthesis.quadrotor import synthesize  # noqa: E402
@@ -171,7 +172,7 @@ def main() -> None:
     ]
     table = "\n".join(lines) + "\n"
     out.parent.mkdir(parents=True, exist_ok=True)
-    out.write_text(table)
+    atomic_write_bytes(out, table.encode())
     print(table)
     print(f"written to {out}")
 

@@ -34,6 +34,8 @@ from typing import Any  # noqa: E402
 import numpy as np  # noqa: E402
 from bench_cli import parse_setting  # noqa: E402
 
+from hint_envs._io import atomic_write_bytes  # noqa: E402
+
 TASKS = ("Lift", "Can", "Square")
 _EXPERT = None
 
@@ -121,7 +123,9 @@ def main() -> None:
     if args.out:
         out = Path(args.out)
         out.parent.mkdir(parents=True, exist_ok=True)
-        out.write_text(json.dumps({"summary": summary, "episodes": records}, indent=1))
+        atomic_write_bytes(
+            out, json.dumps({"summary": summary, "episodes": records}, indent=1).encode()
+        )
         print(f"written to {out}")
 
 

@@ -26,6 +26,8 @@ from pathlib import Path
 import numpy as np
 from bench_cli import parse_dataclass_args
 
+from hint_envs._io import atomic_write_bytes
+
 REPO = Path(__file__).resolve().parents[1]
 
 
@@ -152,7 +154,7 @@ def main() -> None:
         "rows": rows,
         "loss": losses,
     }
-    out.with_suffix(".json").write_text(json.dumps(figures, indent=2))
+    atomic_write_bytes(out.with_suffix(".json"), json.dumps(figures, indent=2).encode())
     _plot(rows, losses, out.with_suffix(".png"), args, env_id)
     _table(rows, train_s, out.with_suffix(".md"), args, env_id)
     print(f"written: {out.with_suffix('.md')}, {out.with_suffix('.png')}")
@@ -214,7 +216,7 @@ def _table(rows, train_s: float, path: Path, args: Args, env_id: str) -> None:
         score = f"{r['max_reward']:.3f} ± {r['max_reward_std']:.3f} | " if coverage else ""
         lines.append(f"| {r['step']} | {score}{r['success']:.2f} | {r['eval_s']:.0f} s |")
     lines += ["", f"![learning curve]({path.with_suffix('.png').name})", ""]
-    path.write_text("\n".join(lines))
+    atomic_write_bytes(path, "\n".join(lines).encode())
 
 
 if __name__ == "__main__":

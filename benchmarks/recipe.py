@@ -32,6 +32,8 @@ from typing import Any
 
 import numpy as np
 
+from hint_envs._io import atomic_write_bytes
+
 REPO = Path(__file__).resolve().parents[1]
 
 
@@ -343,7 +345,7 @@ def write_report(records: list[dict], stem: Path) -> None:
     fig.tight_layout()
     fig.savefig(stem.with_suffix(".png"), dpi=110)
     plt.close(fig)
-    stem.with_suffix(".md").write_text("\n".join(lines) + "\n")
+    atomic_write_bytes(stem.with_suffix(".md"), ("\n".join(lines) + "\n").encode())
 
 
 def main() -> None:

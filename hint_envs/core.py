@@ -34,6 +34,9 @@ __all__ = [
     "Primitives",
     "Demonstration",
     "CompositeActionLayout",
+    "DEFAULT_GAIN_BOUND",
+    "EnvBounds",
+    "composite_action_bounds",
     "control_law",
     "get_control_indices",
     "is_control_env",
@@ -49,6 +52,8 @@ __all__ = [
 
 #: Key of the ``reset`` option that puts a control environment into an exact state.
 STATE_OPTION = "state"
+#: Bound ``R`` on every gain entry of a composite action, unless a wrapper is told otherwise.
+DEFAULT_GAIN_BOUND = 1e3
 
 
 @dataclass
@@ -262,6 +267,168 @@ class CompositeActionLayout:
         x_bar = per[..., self.d_u : self.d_u + self.d_x]
         K = per[..., self.d_u + self.d_x :].reshape(lead + (self.d_u, self.d_x))
         return Primitives(u_bar, x_bar, K)
+
+
+def composite_action_bounds(
+    layout: CompositeActionLayout,
+    input_low: np.ndarray,
+    input_high: np.ndarray,
+    state_low: np.ndarray,
+    state_high: np.ndarray,
+    gain_bound: float,
+) -> tuple[np.ndarray, np.ndarray]:
+    """Bounds of a flat composite action, ``(low, high)`` each of shape ``(layout.size,)``.
+
+    Per controller: ``u_bar`` in the input bounds ``(d_u,)``, ``x_bar`` in the control-state
+    bounds ``(d_x,)`` and every gain entry in ``[-gain_bound, gain_bound]``; with
+    ``layout.gains=False`` only the ``u_bar`` part. The one definition of the chunk-level
+    action bounds: ``PrimitiveControllerWrapper`` builds its action space with it, and
+    :meth:`EnvBounds.chunk_spaces` (what training uses, from a demonstration file's
+    bounds) too.
+    """
+    if layout.gains:
+        n_gain = layout.d_u * layout.d_x
+        low = np.concatenate([input_low, state_low, np.full(n_gain, -gain_bound)])
+        high = np.concatenate([input_high, state_high, np.full(n_gain, gain_bound)])
+    else:
+        low, high = np.asarray(input_low), np.asarray(input_high)
+    return (
+        np.tile(low.astype(np.float64), layout.chunk_length),
+        np.tile(high.astype(np.float64), layout.chunk_length),
+    )
+
+
+@dataclass(frozen=True, eq=False)
+class EnvBounds:
+    """The bounds of a control environment that its chunk-level spaces are built from.
+
+    What a demonstration file stores at collection (``docs/data.md``), so that training
+    builds the policy's observation and action Boxes — and so the clipping of its sampled
+    actions — without making the environment.
+
+    Attributes:
+        action_low, action_high: ``(d_u,)`` the raw input bounds (the env's action space).
+        observation_low, observation_high: ``(d_obs,)`` the observation space's bounds.
+        control_indices: ``(d_x,)`` the env's ``control_indices``; the control-state bounds
+            are the observation bounds there (:attr:`state_low`, :attr:`state_high`).
+
+    Raises:
+        ValueError: arrays that are not 1-D, lows and highs of different shapes, a low above
+            its high (or NaN), or indices outside the observation.
+    """
+
+    action_low: np.ndarray
+    action_high: np.ndarray
+    observation_low: np.ndarray
+    observation_high: np.ndarray
+    control_indices: np.ndarray
+
+    def __post_init__(self) -> None:
+        for name in ("action_low", "action_high", "observation_low", "observation_high"):
+            value = _numeric_array(getattr(self, name), name)
+            if value.ndim != 1 or value.size == 0:
+                raise ValueError(f"{name} must be a non-empty 1-D array, got shape {value.shape}")
+            object.__setattr__(self, name, value)
+        for kind in ("action", "observation"):
+            low, high = getattr(self, f"{kind}_low"), getattr(self, f"{kind}_high")
+            if low.shape != high.shape:
+                raise ValueError(
+                    f"{kind}_low {low.shape} and {kind}_high {high.shape} differ in shape"
+                )
+            if not np.all(low <= high):  # also rejects NaN
+                raise ValueError(f"{kind}_low must be <= {kind}_high, got {low} and {high}")
+        indices = np.asarray(self.control_indices)
+        if (
+            indices.ndim != 1
+            or indices.size == 0
+            or indices.dtype.kind not in "iu"
+            or np.any(indices < 0)
+            or np.any(indices >= self.observation_low.size)
+        ):
+            raise ValueError(
+                f"control_indices must be a non-empty 1-D array of integers indexing an "
+                f"observation of size {self.observation_low.size}, got {indices!r}"
+            )
+        object.__setattr__(self, "control_indices", indices.astype(np.int64))
+
+    @classmethod
+    def from_env(cls, env: gym.Env) -> EnvBounds:
+        """The bounds of a control environment with flat Box spaces (through wrappers).
+
+        Raises:
+            TypeError: ``env`` is not a control environment, or its spaces are not Boxes.
+        """
+        indices = get_control_indices(env)
+        obs_space, act_space = env.observation_space, env.action_space
+        if not isinstance(obs_space, gym.spaces.Box) or not isinstance(act_space, gym.spaces.Box):
+            raise TypeError(
+                f"{env} must have Box observation and action spaces, got {obs_space} and "
+                f"{act_space}"
+            )
+        return cls(act_space.low, act_space.high, obs_space.low, obs_space.high, indices)
+
+    @property
+    def d_u(self) -> int:
+        """Input dimension."""
+        return self.action_low.size
+
+    @property
+    def d_obs(self) -> int:
+        """Observation dimension."""
+        return self.observation_low.size
+
+    @property
+    def d_x(self) -> int:
+        """Control-state dimension."""
+        return self.control_indices.size
+
+    @property
+    def state_low(self) -> np.ndarray:
+        """``(d_x,)`` lower bounds of the control state ``obs[control_indices]``."""
+        return self.observation_low[self.control_indices]
+
+    @property
+    def state_high(self) -> np.ndarray:
+        """``(d_x,)`` upper bounds of the control state."""
+        return self.observation_high[self.control_indices]
+
+    def equals(self, other: EnvBounds) -> bool:
+        """Whether ``other`` holds the same bounds and indices (every entry, inf included)."""
+        return all(
+            np.array_equal(getattr(self, name), getattr(other, name))
+            for name in (
+                "action_low",
+                "action_high",
+                "observation_low",
+                "observation_high",
+                "control_indices",
+            )
+        )
+
+    def chunk_spaces(
+        self,
+        chunk_length: int,
+        obs_horizon: int,
+        gains: bool = True,
+        gain_bound: float = DEFAULT_GAIN_BOUND,
+    ) -> tuple[gym.spaces.Box, gym.spaces.Box]:
+        """The observation and action spaces of the chunk-level environment.
+
+        The Boxes ``PrimitiveControllerWrapper(env, chunk_length, obs_horizon, gains,
+        gain_bound)`` has (float64): observation ``(obs_horizon, d_obs)``, the observation
+        bounds tiled; action ``(chunk_length * controller_size,)`` from
+        :func:`composite_action_bounds`.
+        """
+        layout = CompositeActionLayout(self.d_u, self.d_x, int(chunk_length), gains)
+        low, high = composite_action_bounds(
+            layout, self.action_low, self.action_high, self.state_low, self.state_high, gain_bound
+        )
+        observation = gym.spaces.Box(
+            np.tile(self.observation_low, (obs_horizon, 1)),
+            np.tile(self.observation_high, (obs_horizon, 1)),
+            dtype=np.float64,
+        )
+        return observation, gym.spaces.Box(low, high, dtype=np.float64)
 
 
 def get_control_indices(env: gym.Env) -> np.ndarray:

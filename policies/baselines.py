@@ -46,7 +46,6 @@ noised observations (``config.sigma``, Algorithm 1 of the HINT paper) and evalua
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable, Iterable
 from pathlib import Path
 from typing import Any, ClassVar
 
@@ -56,24 +55,14 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from hint_envs._io import atomic_dir
 from hint_envs.core import CompositeActionLayout
 from hint_envs.data.normalization import NormalizationStats
+from policies._torch_utils import count_parameters
 from policies.base import ChunkPolicyBase
 from policies.config import DiffusionBCConfig, MLPBCConfig, TrainConfig
-from policies.devices import check_device
 from policies.networks import JointMLPDenoiser
 from policies.sampling import DiffusionSampler
-from policies.serialization import save_policy
-from policies.training import (
-    ChunkData,
-    _Batches,
-    _check_dataset,
-    _optimize,
-    _save_trained,
-    _torch_threads,
-    chunk_env_spaces,
-)
+from policies.training import ChunkData, Phase, fit
 
 __all__ = [
     "DiffusionBCPolicy",
@@ -97,11 +86,6 @@ def build_mlp(in_features: int, widths: tuple[int, ...], out_features: int) -> n
         in_features = width
     layers.append(nn.Linear(in_features, out_features))
     return nn.Sequential(*layers)
-
-
-def _num_parameters(module: nn.Module) -> int:
-    """Every parameter of ``module``, trainable or frozen."""
-    return sum(p.numel() for p in module.parameters())
 
 
 class MLPBCPolicy(ChunkPolicyBase):
@@ -162,7 +146,7 @@ class MLPBCPolicy(ChunkPolicyBase):
             "%s: MLP %s with %d parameters",
             type(self).__name__,
             list(config.widths),
-            _num_parameters(self.mlp),
+            count_parameters(self.mlp),
         )
 
     def seed(self, seed: int) -> None:
@@ -281,7 +265,7 @@ class DiffusionBCPolicy(MLPBCPolicy):
         logger.info(
             "DiffusionBCPolicy: joint diffusion model over %d floats with %d parameters",
             self.joint_dim,
-            _num_parameters(self.diffusion),
+            count_parameters(self.diffusion),
         )
 
     def joint(self, obs: torch.Tensor, action: torch.Tensor) -> torch.Tensor:
@@ -377,89 +361,6 @@ class DiffusionBCPolicy(MLPBCPolicy):
 
 
 # ---------------------------------------------------------------------- training
-def _adamw(parameters: Iterable[nn.Parameter], train_config: TrainConfig) -> torch.optim.AdamW:
-    """AdamW with ``train_config``'s learning rate, betas and weight decay."""
-    return torch.optim.AdamW(
-        parameters,
-        lr=train_config.lr,
-        betas=train_config.betas,
-        weight_decay=train_config.weight_decay,
-    )
-
-
-def _prepare(
-    policy_class: type[MLPBCPolicy],
-    dataset: ChunkData,
-    config: MLPBCConfig | DiffusionBCConfig,
-    train_config: TrainConfig,
-    seed: int,
-) -> tuple[Any, torch.Generator, _Batches]:
-    """The policy (weights from ``seed``), the training generator and the batches.
-
-    Call inside ``_torch_threads``. Randomness as in :func:`policies.training.train`:
-    weights under ``torch.manual_seed(seed)`` in ``fork_rng``, batches and diffusion noise
-    from ``torch.Generator(seed)``, data noise from ``numpy.random.default_rng(seed)``.
-    """
-    check_device(train_config.device)  # before any work: a clear error, not torch's
-    _check_dataset(dataset, config)
-    stats, env_id = dataset.stats, getattr(dataset, "env_id", None)
-    env_kwargs = dict(getattr(dataset, "env_kwargs", None) or {})
-    obs_space, act_space = chunk_env_spaces(
-        env_id, config, stats.obs.dim, stats.action.dim, env_kwargs
-    )
-    device = check_device(train_config.device)  # checked above; resolves "auto"
-    with torch.random.fork_rng(devices=[]):
-        torch.manual_seed(seed)
-        policy = policy_class(
-            obs_space,
-            act_space,
-            config,
-            stats,
-            seed=seed,
-            env_id=env_id,
-            layout=dataset.layout,
-            env_kwargs=env_kwargs,
-        )
-    policy.to(device)
-    policy.set_training_mode(True)
-    generator = torch.Generator(device=device).manual_seed(seed)
-    rng = np.random.default_rng(seed)
-    batches = _Batches(
-        policy,
-        np.asarray(dataset.observations, dtype=np.float64),
-        np.asarray(dataset.actions, dtype=np.float64),
-        config,
-        train_config,
-        generator,
-        rng,
-        device,
-    )
-    return policy, generator, batches
-
-
-def _check_types(config: Any, config_class: type, train_config: Any) -> TrainConfig:
-    """``train_config`` (a default one for None), after checking both configs' classes."""
-    train_config = train_config if train_config is not None else TrainConfig()
-    if not isinstance(config, config_class):
-        raise TypeError(f"config must be a {config_class.__name__}, got {type(config).__name__}")
-    if not isinstance(train_config, TrainConfig):
-        raise TypeError(f"train_config must be a TrainConfig, got {type(train_config).__name__}")
-    return train_config
-
-
-def _checkpointer(policy: MLPBCPolicy, out_dir: Path | None) -> Callable[[int], None] | None:
-    """Save ``policy`` under ``out_dir/checkpoints/step_XXXXXXX/`` (None: no checkpoints),
-    each folder complete or absent (:func:`hint_envs._io.atomic_dir`)."""
-    if out_dir is None:
-        return None
-
-    def checkpoint(step: int) -> None:
-        with atomic_dir(out_dir / "checkpoints" / f"step_{step:07d}") as folder:
-            save_policy(policy, folder)
-
-    return checkpoint
-
-
 def train_mlp_bc(
     dataset: ChunkData,
     config: MLPBCConfig,
@@ -492,36 +393,33 @@ def train_mlp_bc(
         the trained policy in eval mode; ``policy.train_history`` is a list of
         ``{"step", "loss", "lr"}`` (mean loss over each ``log_every`` steps).
     """
-    train_config = _check_types(config, MLPBCConfig, train_config)
-    out_dir = Path(out_dir) if out_dir is not None else None
-    with _torch_threads(train_config.num_threads):
-        policy, _, batches = _prepare(MLPBCPolicy, dataset, config, train_config, seed)
 
-        def step_loss() -> tuple[torch.Tensor, dict[str, float]]:
-            return policy.bc_loss(*batches.next()), {}
+    def objective(policy: MLPBCPolicy) -> list[Phase]:
+        def loss(obs: torch.Tensor, action: torch.Tensor, generator: torch.Generator):
+            return policy.bc_loss(obs, action), {}
 
-        history, elapsed = _optimize(
-            _adamw(policy.mlp.parameters(), train_config),
-            step_loss,
-            train_config,
-            train_config.steps,
-            desc="mlp_bc",
-            progress=progress,
-            tensorboard_dir=tensorboard_dir,
-            checkpoint=_checkpointer(policy, out_dir),
-        )
-    policy.set_training_mode(False)
-    policy.train_history = history
+        return [Phase("mlp_bc", list(policy.mlp.parameters()), loss)]
+
+    result = fit(
+        MLPBCPolicy,
+        objective,
+        dataset,
+        config,
+        train_config,
+        out_dir=out_dir,
+        seed=seed,
+        progress=progress,
+        tensorboard_dir=tensorboard_dir,
+    )
+    history = result.histories["train"]
     logger.info(
         "MLP BC: %d steps in %.1f s on %d samples; final loss %.5f",
-        train_config.steps,
-        elapsed,
-        batches.n_total,
+        history[-1]["step"],
+        result.seconds["train"],
+        result.num_samples,
         history[-1]["loss"],
     )
-    if out_dir is not None:
-        _save_trained(policy, out_dir, dataset, config, train_config, seed, history, elapsed)
-    return policy
+    return result.policy
 
 
 def train_diffusion_bc(
@@ -552,67 +450,49 @@ def train_diffusion_bc(
         sum), ``policy.diffusion_history`` the diffusion phase's ``{"step", "loss",
         "lr"}``; ``training.json`` holds both.
     """
-    train_config = _check_types(config, DiffusionBCConfig, train_config)
-    out_dir = Path(out_dir) if out_dir is not None else None
-    dm_steps = config.diffusion_train_steps or train_config.steps
-    with _torch_threads(train_config.num_threads):
-        policy, generator, batches = _prepare(
-            DiffusionBCPolicy, dataset, config, train_config, seed
-        )
 
-        def diffusion_step() -> tuple[torch.Tensor, dict[str, float]]:
-            return policy.diffusion_loss(*batches.next(), generator), {}
+    def objectives(policy: DiffusionBCPolicy) -> list[Phase]:
+        def diffusion_loss(obs: torch.Tensor, action: torch.Tensor, generator: torch.Generator):
+            return policy.diffusion_loss(obs, action, generator), {}
 
-        diffusion_history, diffusion_s = _optimize(
-            _adamw(policy.diffusion.parameters(), train_config),
-            diffusion_step,
-            train_config,
-            dm_steps,
-            desc="diffusion_bc: diffusion model",
-            progress=progress,
-            tensorboard_dir=tensorboard_dir,
-        )
-        policy.diffusion.requires_grad_(False)
-
-        def policy_step() -> tuple[torch.Tensor, dict[str, float]]:
-            total, bc, dm = policy.dbc_loss(*batches.next(), generator)
+        def policy_loss(obs: torch.Tensor, action: torch.Tensor, generator: torch.Generator):
+            total, bc, dm = policy.dbc_loss(obs, action, generator)
             return total, {"bc_loss": bc.item(), "dm_loss": dm.item()}
 
-        history, elapsed = _optimize(
-            _adamw(policy.mlp.parameters(), train_config),
-            policy_step,
-            train_config,
-            train_config.steps,
-            desc="diffusion_bc: policy",
-            progress=progress,
-            tensorboard_dir=tensorboard_dir,
-            checkpoint=_checkpointer(policy, out_dir),
-        )
-    policy.set_training_mode(False)
-    policy.train_history = history
-    policy.diffusion_history = diffusion_history
+        return [
+            Phase(
+                "diffusion_bc: diffusion model",
+                list(policy.diffusion.parameters()),
+                diffusion_loss,
+                steps=config.diffusion_train_steps,
+                freeze=True,
+                record="diffusion",
+            ),
+            Phase("diffusion_bc: policy", list(policy.mlp.parameters()), policy_loss),
+        ]
+
+    result = fit(
+        DiffusionBCPolicy,
+        objectives,
+        dataset,
+        config,
+        train_config,
+        out_dir=out_dir,
+        seed=seed,
+        progress=progress,
+        tensorboard_dir=tensorboard_dir,
+    )
+    policy, history = result.policy, result.histories["train"]
+    policy.diffusion_history = diffusion_history = result.histories["diffusion"]
     logger.info(
         "Diffusion BC: diffusion model %d steps in %.1f s (final loss %.4f), policy %d steps "
         "in %.1f s (final BC loss %.5f, L_DM %.5f)",
-        dm_steps,
-        diffusion_s,
+        diffusion_history[-1]["step"],
+        result.seconds["diffusion"],
         diffusion_history[-1]["loss"],
-        train_config.steps,
-        elapsed,
+        history[-1]["step"],
+        result.seconds["train"],
         history[-1]["bc_loss"],
         history[-1]["dm_loss"],
     )
-    if out_dir is not None:
-        _save_trained(
-            policy,
-            out_dir,
-            dataset,
-            config,
-            train_config,
-            seed,
-            history,
-            elapsed,
-            diffusion_history=diffusion_history,
-            diffusion_seconds=diffusion_s,
-        )
     return policy

@@ -24,6 +24,7 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from hint_envs._cli import HelpFormatter, command_line_errors
+from hint_envs._io import atomic_write_bytes
 from policies.config import (
     DENOISERS,
     PREDICTION_TYPES,
@@ -400,7 +401,7 @@ def eval_main(argv: Sequence[str] | None = None) -> int:
     print(f"{policy.env_id} {policy.env_kwargs or ''}, seeds {seeds[0]}-{seeds[-1]}, σ = {sigma:g}")
     print(format_metrics(result.metrics))
     if args.json is not None:
-        args.json.write_text(json.dumps(result.to_dict(), indent=1))
+        atomic_write_bytes(args.json, json.dumps(result.to_dict(), indent=1).encode())
     return 0
 
 

@@ -162,14 +162,9 @@ class DDPMPolicyConfig:
     deterministic_seed: int = 0
 
     def __post_init__(self) -> None:
-        for name in ("obs_horizon", "horizon", "chunk_length", "diffusion_steps", "n_aug"):
-            _positive_int(name, getattr(self, name))
-        if self.chunk_length > self.horizon:
-            raise ValueError(
-                f"chunk_length (executed controllers, {self.chunk_length}) must be <= horizon "
-                f"(predicted controllers, {self.horizon})"
-            )
-        for name in ("gains", "clip_sample", "ema"):
+        _check_chunking(self)
+        _check_schedule(self)
+        for name in ("clip_sample", "ema"):
             setattr(self, name, check_flag(name, getattr(self, name)))
         if self.denoiser not in DENOISERS:
             raise ValueError(f"unknown denoiser {self.denoiser!r}; choose one of {DENOISERS}")
@@ -189,9 +184,6 @@ class DDPMPolicyConfig:
                 f"n_groups ({self.n_groups}) must divide every entry of down_dims "
                 f"{self.down_dims}; it does not divide {bad}"
             )
-        _positive_int("step_embed_dim", self.step_embed_dim)
-        if self.step_embed_dim % 2 or self.step_embed_dim < 4:
-            raise ValueError(f"step_embed_dim must be even and >= 4, got {self.step_embed_dim}")
         if self.denoiser == "unet1d":
             factor = 2 ** (len(self.down_dims) - 1)
             if self.horizon % factor:
@@ -207,10 +199,6 @@ class DDPMPolicyConfig:
                     f"inference_steps ({self.inference_steps}) must be <= diffusion_steps "
                     f"({self.diffusion_steps})"
                 )
-        if self.beta_schedule not in BETA_SCHEDULES:
-            raise ValueError(
-                f"unknown beta_schedule {self.beta_schedule!r}; choose one of {BETA_SCHEDULES}"
-            )
         if self.prediction_type not in PREDICTION_TYPES:
             raise ValueError(
                 f"unknown prediction_type {self.prediction_type!r}; "
@@ -235,7 +223,6 @@ class DDPMPolicyConfig:
             raise ValueError(
                 f"ema_update_after_step must be an integer >= 0, got {self.ema_update_after_step!r}"
             )
-        self.sigma = check_noise_level(self.sigma)
         if isinstance(self.deterministic_seed, bool) or not isinstance(
             self.deterministic_seed, int
         ):
@@ -277,6 +264,19 @@ def _check_chunking(config: Any) -> None:
         )
     config.gains = check_flag("gains", config.gains)
     config.sigma = check_noise_level(config.sigma)
+
+
+def _check_schedule(config: Any) -> None:
+    """The diffusion checks the DDPM policy and DBC's diffusion model share: the step
+    embedding, the number of diffusion steps and the beta schedule."""
+    _positive_int("step_embed_dim", config.step_embed_dim)
+    if config.step_embed_dim % 2 or config.step_embed_dim < 4:
+        raise ValueError(f"step_embed_dim must be even and >= 4, got {config.step_embed_dim}")
+    _positive_int("diffusion_steps", config.diffusion_steps)
+    if config.beta_schedule not in BETA_SCHEDULES:
+        raise ValueError(
+            f"unknown beta_schedule {config.beta_schedule!r}; choose one of {BETA_SCHEDULES}"
+        )
 
 
 @dataclass
@@ -380,14 +380,7 @@ class DiffusionBCConfig(_BCConfig):
                 f"expert_normalization must be True or False, got {self.expert_normalization!r}"
             )
         self.diffusion_widths = _int_tuple("diffusion_widths", self.diffusion_widths)
-        _positive_int("step_embed_dim", self.step_embed_dim)
-        if self.step_embed_dim % 2 or self.step_embed_dim < 4:
-            raise ValueError(f"step_embed_dim must be even and >= 4, got {self.step_embed_dim}")
-        _positive_int("diffusion_steps", self.diffusion_steps)
-        if self.beta_schedule not in BETA_SCHEDULES:
-            raise ValueError(
-                f"unknown beta_schedule {self.beta_schedule!r}; choose one of {BETA_SCHEDULES}"
-            )
+        _check_schedule(self)
         if self.diffusion_train_steps is not None:
             _positive_int("diffusion_train_steps", self.diffusion_train_steps)
 

@@ -1,4 +1,22 @@
-"""Train a :class:`~policies.ddpm.DDPMChunkingPolicy` on a chunk dataset (HINT step 4).
+"""The one trainer of :mod:`policies`, and :func:`train` for the DDPM chunking policy.
+
+Every policy — :class:`~policies.ddpm.DDPMChunkingPolicy` (:func:`train`) and the
+baselines (:func:`policies.baselines.train_mlp_bc`, :func:`~policies.baselines.train_diffusion_bc`)
+— is trained by :func:`fit`. A policy supplies only its objective: one or more
+:class:`Phase` s, each a loss of a normalised batch, the parameters it trains, and an
+optional hook after every step (the DDPM policy's EMA update). :func:`fit` does the rest,
+the same way for every policy:
+
+1. checks the configurations' types, the device, that the dataset and configuration
+   agree, and that the dataset carries the env's bounds (before any long work);
+2. builds the policy's spaces from the dataset's bounds (:func:`chunk_spaces`; the env is
+   never made) and the policy, weights initialised under ``torch.manual_seed(seed)``
+   inside ``torch.random.fork_rng`` (the global generator is restored afterwards);
+3. draws the training batches (:class:`_Batches`, data noising below);
+4. per phase: AdamW, linear warm-up then cosine decay of the learning rate, gradient-norm
+   clipping, the phase's hook after every step (:func:`_optimize`), checkpoints in the
+   last phase, from which ``resume`` continues bit-identically;
+5. saves the policy and ``training.json`` into ``out_dir``.
 
 Data noising follows Algorithm 1 of the HINT paper (Block et al., 2023): every training
 observation chunk ``o`` is replaced by ``n_aug`` noised copies
@@ -8,16 +26,10 @@ test-time ``ReplicaNoiseWrapper`` calls — with ``scale = stats.obs.noise_scale
 is in normalised units. Each copy is paired with the chunk's clean composite action. With
 ``TrainConfig.resample_noise`` the noise is drawn afresh for every batch instead.
 
-Optimisation: AdamW, linear warm-up then cosine decay of the learning rate, gradient-norm
-clipping, an EMA of the weights after every step (the EMA weights are what the policy
-samples with). Everything random comes from the seed: weights are initialised under
-``torch.manual_seed(seed)`` inside ``torch.random.fork_rng`` (the global generator is
-restored afterwards), batches, diffusion steps and diffusion noise from a local
-``torch.Generator``, data noise from a ``numpy.random.Generator``; with the same seed,
-data, configs and thread count, two runs give bit-identical weights.
-
-The batching (:class:`_Batches`) and the gradient loop (:func:`_optimize`) are shared with
-the baselines' trainers in :mod:`policies.baselines`.
+Everything random comes from the seed: weights from ``torch.manual_seed(seed)``, batches,
+diffusion steps and diffusion noise from a local ``torch.Generator``, data noise from a
+``numpy.random.Generator``; with the same seed, data, configs and thread count, two runs
+give bit-identical weights.
 """
 
 from __future__ import annotations
@@ -39,22 +51,26 @@ from diffusers.optimization import get_cosine_schedule_with_warmup
 from safetensors import SafetensorError
 from safetensors.torch import load as load_safetensors
 from safetensors.torch import save as save_safetensors
+from torch import nn
 from tqdm.auto import tqdm
 
 import hint_envs
-from hint_envs._io import atomic_dir, remove_temporaries
-from hint_envs.core import CompositeActionLayout
+from hint_envs._io import DatasetError, atomic_dir, atomic_write_json, remove_temporaries
+from hint_envs.core import CompositeActionLayout, EnvBounds
 from hint_envs.data.normalization import NormalizationStats
 from hint_envs.wrappers.replica_noise import add_replica_noise
 from policies.config import DDPMPolicyConfig, TrainConfig
 from policies.ddpm import DDPMChunkingPolicy
 from policies.devices import check_device
 from policies.logging_tb import TensorBoardWriter
-from policies.serialization import atomic_write_json, load_policy, save_policy
+from policies.serialization import load_policy, save_policy
 
 __all__ = [
     "train",
-    "chunk_env_spaces",
+    "fit",
+    "Phase",
+    "TrainResult",
+    "chunk_spaces",
     "noised_observations",
     "latest_checkpoints",
     "CheckpointMismatchError",
@@ -79,7 +95,7 @@ class CheckpointMismatchError(ValueError):
 
 
 class ChunkData(Protocol):
-    """What :func:`train` reads from a :class:`hint_envs.data.chunks.ChunkDataset`."""
+    """What the trainer reads from a :class:`hint_envs.data.chunks.ChunkDataset`."""
 
     observations: np.ndarray  # (M, obs_horizon, d_obs)
     actions: np.ndarray  # (M, horizon, controller_size)
@@ -87,6 +103,8 @@ class ChunkData(Protocol):
     stats: NormalizationStats
     env_id: str | None
     env_kwargs: dict[str, Any]
+    bounds: EnvBounds | None
+    path: Path | None
 
 
 class ChunkConfig(Protocol):
@@ -98,35 +116,35 @@ class ChunkConfig(Protocol):
     gains: bool
 
 
-def chunk_env_spaces(
-    env_id: str | None,
-    config: ChunkConfig,
-    d_obs: int,
-    controller_size: int,
-    env_kwargs: dict[str, Any] | None = None,
-) -> tuple[gym.spaces.Box, gym.spaces.Box]:
+def chunk_spaces(dataset: ChunkData, config: ChunkConfig) -> tuple[gym.spaces.Box, gym.spaces.Box]:
     """The observation and action spaces of the chunk-level env the policy will act in.
 
-    Built from ``PrimitiveControllerWrapper(gym.make(env_id, **env_kwargs), ...)`` (the
-    kwargs the demonstration file recorded) so the bounds (and the
-    clipping of sampled actions) are exactly the env's. Without an env id, or if the env
-    cannot be made here, unbounded Boxes of the right shapes.
-    """
-    if env_id is not None:
-        try:
-            from hint_envs.wrappers import PrimitiveControllerWrapper
+    Built from the env's bounds the dataset carries (stored in the demonstration file at
+    collection) with :meth:`hint_envs.core.EnvBounds.chunk_spaces`, the function
+    ``PrimitiveControllerWrapper`` builds its own spaces with: the policy's Boxes, and so
+    the clipping of its actions, are the env's, on any machine; no env is made. A dataset
+    with no env id at all (demonstrations of an unnamed env) gets unbounded Boxes.
 
-            env = PrimitiveControllerWrapper(
-                gym.make(env_id, **(env_kwargs or {})),
-                chunk_length=config.chunk_length,
-                obs_horizon=config.obs_horizon,
-                gains=config.gains,
-            )
-            spaces = (env.observation_space, env.action_space)
-            env.close()
-            return spaces
-        except (gym.error.Error, ImportError, TypeError) as error:
-            logger.warning("cannot make %s (%s); using unbounded spaces", env_id, error)
+    Raises:
+        DatasetError: the dataset names an env but carries no bounds (a file written
+            before hint_envs stored them); the message names the command that adds them.
+    """
+    bounds = getattr(dataset, "bounds", None)
+    if bounds is not None:
+        return bounds.chunk_spaces(config.chunk_length, config.obs_horizon, config.gains)
+    env_id = getattr(dataset, "env_id", None)
+    if env_id is not None:
+        path = getattr(dataset, "path", None)
+        where = f"the demonstration file {path}" if path is not None else "the dataset"
+        raise DatasetError(
+            f"{where} ({env_id}) carries no env bounds, which the policy's action space and "
+            f"clipping are built from (files written before hint_envs stored them); add "
+            f"them once with `hint-data add-bounds {path or 'FILE'}`, which makes the env "
+            "from the file (a Minari dataset: export it again with hint-minari from such a "
+            "file), or pass ChunkDataset(..., bounds=EnvBounds.from_env(env))"
+        )
+    logger.info("the dataset names no env: training with unbounded spaces (no clipping)")
+    d_obs, controller_size = dataset.stats.obs.dim, dataset.stats.action.dim
     obs = gym.spaces.Box(-np.inf, np.inf, (config.obs_horizon, d_obs), np.float64)
     act = gym.spaces.Box(-np.inf, np.inf, (config.chunk_length * controller_size,), np.float64)
     return obs, act
@@ -393,6 +411,233 @@ def _optimize(
     return history, time.perf_counter() - start
 
 
+#: A phase's objective: ``loss(obs, action, generator) -> (loss, extras)`` on a normalised
+#: batch (``obs (B, T_obs * D_obs)``, ``action (B, H, D_ctrl)``), the diffusion steps and
+#: noise drawn from ``generator``; ``extras`` are floats recorded beside the loss.
+Objective = Callable[
+    [torch.Tensor, torch.Tensor, torch.Generator], tuple[torch.Tensor, dict[str, float]]
+]
+
+
+@dataclass
+class Phase:
+    """One optimisation phase: what a policy supplies to :func:`fit`.
+
+    Attributes:
+        name: the progress bar's label and the TensorBoard tag prefix (``"train"`` gives
+            ``train/loss``; ``"diffusion_bc: policy"`` gives ``diffusion_bc/policy/loss``).
+        parameters: the parameters the phase's AdamW updates.
+        loss: the phase's :data:`Objective`.
+        steps: gradient steps (None: ``TrainConfig.steps``).
+        after_step: called after every optimiser step (the DDPM policy's EMA update).
+        freeze: stop the gradients of ``parameters`` when the phase ends (DBC's diffusion
+            model, before the policy is trained against it).
+        record: the key of the phase's history in ``training.json`` and of its seconds,
+            ``<record>_history`` and ``<record>_seconds``; the last phase's are
+            ``history`` and ``seconds``.
+    """
+
+    name: str
+    parameters: list[nn.Parameter]
+    loss: Objective
+    steps: int | None = None
+    after_step: Callable[[], Any] | None = None
+    freeze: bool = False
+    record: str = "train"
+
+
+@dataclass
+class TrainResult:
+    """What :func:`fit` returns.
+
+    Attributes:
+        policy: the trained policy, in eval mode; ``policy.train_history`` and
+            ``policy.train_seconds`` are the last phase's.
+        histories: per phase (by :attr:`Phase.record`), the list of ``{"step", "loss",
+            "lr", **extras}`` entries, the means over each ``log_every`` steps.
+        seconds: per phase, the seconds its gradient loop took (over every session of a
+            resumed run).
+        num_samples: training pairs (windows times noised copies).
+        resumed_from_step: the last phase's step the run resumed from (None: from scratch).
+    """
+
+    policy: Any
+    histories: dict[str, list[dict[str, float]]]
+    seconds: dict[str, float]
+    num_samples: int
+    resumed_from_step: int | None
+
+
+def _check_configs(config: Any, config_class: type, train_config: Any) -> TrainConfig:
+    """``train_config`` (a default one for None), after checking both configurations' types.
+
+    Raises:
+        TypeError: ``config`` is not a ``config_class``, or ``train_config`` not a
+            :class:`TrainConfig`.
+    """
+    train_config = train_config if train_config is not None else TrainConfig()
+    if not isinstance(config, config_class):
+        raise TypeError(f"config must be a {config_class.__name__}, got {type(config).__name__}")
+    if not isinstance(train_config, TrainConfig):
+        raise TypeError(f"train_config must be a TrainConfig, got {type(train_config).__name__}")
+    return train_config
+
+
+def fit(
+    policy_class: type,
+    phases: Callable[[Any], list[Phase]],
+    dataset: ChunkData,
+    config: Any,
+    train_config: TrainConfig | None = None,
+    out_dir: str | Path | None = None,
+    seed: int = 0,
+    progress: bool = True,
+    tensorboard_dir: str | Path | None = None,
+    resume: bool = False,
+) -> TrainResult:
+    """Train a policy of ``policy_class`` on ``dataset``: the one training loop of the package.
+
+    Args:
+        policy_class: the policy's class (its ``config_class`` is what ``config`` must be);
+            built as ``policy_class(obs_space, act_space, config, stats, seed=seed,
+            env_id=..., layout=..., env_kwargs=...)``.
+        phases: ``phases(policy) -> [Phase, ...]``, the policy's objective(s), run in order.
+        dataset, config, train_config, out_dir, seed, progress, tensorboard_dir, resume:
+            as for :func:`train`. Checkpoints are taken, and resumed from, in the last
+            phase; a checkpoint holds the earlier phases' histories, so a resumed run skips
+            them.
+
+    Returns:
+        the :class:`TrainResult`.
+
+    Raises:
+        TypeError: configurations of the wrong types.
+        ValueError: an unavailable device, a dataset that does not match ``config``,
+            ``resume`` without ``out_dir``.
+        DatasetError: a dataset without the env's bounds (:func:`chunk_spaces`).
+        CheckpointMismatchError: ``resume`` from a checkpoint of other settings or data.
+    """
+    train_config = _check_configs(config, policy_class.config_class, train_config)
+    check_device(train_config.device)  # before any work: a clear error, not torch's
+    _check_dataset(dataset, config)
+    obs_space, act_space = chunk_spaces(dataset, config)  # the bounds, before any work
+    out_dir = Path(out_dir) if out_dir is not None else None
+    if resume and out_dir is None:
+        raise ValueError("resume=True needs the out_dir whose checkpoints it continues from")
+    env_id = getattr(dataset, "env_id", None)
+    env_kwargs = dict(getattr(dataset, "env_kwargs", None) or {})
+    obs_raw = np.asarray(dataset.observations, dtype=np.float64)
+    actions_raw = np.asarray(dataset.actions, dtype=np.float64)
+    if out_dir is not None:  # what a killed run may have left half-written
+        remove_temporaries(out_dir)
+        remove_temporaries(out_dir / CHECKPOINTS)
+    fingerprint = _fingerprint(config, train_config, seed, obs_raw, actions_raw)
+
+    device = check_device(train_config.device)  # checked above; resolves "auto"
+    with _torch_threads(train_config.num_threads):
+        with torch.random.fork_rng(devices=[]):
+            torch.manual_seed(seed)
+            policy = policy_class(
+                obs_space,
+                act_space,
+                config,
+                dataset.stats,
+                seed=seed,
+                env_id=env_id,
+                layout=dataset.layout,
+                env_kwargs=env_kwargs,
+            )
+        policy.to(device)
+        policy.set_training_mode(True)
+        generator = torch.Generator(device=device).manual_seed(seed)
+        rng = np.random.default_rng(seed)
+        batches = _Batches(
+            policy, obs_raw, actions_raw, config, train_config, generator, rng, device
+        )
+        plan = phases(policy)
+        last = plan[-1]
+        optimizer = _adamw(last.parameters, train_config)  # (takes no random numbers)
+
+        loop, finished = LoopState(), []
+        if resume:
+            assert out_dir is not None
+            trainer = (policy, optimizer, generator, rng, batches)
+            loop, finished = _resume(out_dir / CHECKPOINTS, trainer, fingerprint, train_config)
+        resumed_from = loop.step or None
+        histories: dict[str, list[dict[str, float]]] = {}
+        seconds: dict[str, float] = {}
+        for index, phase in enumerate(plan[:-1]):
+            if index < len(finished):  # done before the checkpoint resumed from
+                histories[phase.record] = finished[index]["history"]
+                seconds[phase.record] = finished[index]["seconds"]
+            else:
+                histories[phase.record], seconds[phase.record] = _optimize(
+                    _adamw(phase.parameters, train_config),
+                    _step_loss(phase, batches, generator),
+                    train_config,
+                    phase.steps or train_config.steps,
+                    desc=phase.name,
+                    progress=progress,
+                    after_step=phase.after_step,
+                    tensorboard_dir=tensorboard_dir,
+                )
+            if phase.freeze:
+                for parameter in phase.parameters:
+                    parameter.requires_grad_(False)
+        done = [{"history": histories[p.record], "seconds": seconds[p.record]} for p in plan[:-1]]
+
+        def checkpoint(step: int) -> None:
+            if out_dir is not None:
+                path = out_dir / CHECKPOINTS / f"step_{step:07d}"
+                trainer = (policy, optimizer, generator, rng, batches)
+                _save_checkpoint(path, trainer, loop, fingerprint, done)
+
+        histories[last.record], seconds[last.record] = _optimize(
+            optimizer,
+            _step_loss(last, batches, generator),
+            train_config,
+            last.steps or train_config.steps,
+            desc=last.name,
+            progress=progress,
+            after_step=last.after_step,
+            checkpoint=checkpoint,
+            tensorboard_dir=tensorboard_dir,
+            state=loop,
+        )
+
+    policy.set_training_mode(False)
+    policy.train_history = histories[last.record]
+    policy.train_seconds = seconds[last.record]
+    result = TrainResult(policy, histories, seconds, batches.n_total, resumed_from)
+    if out_dir is not None:
+        save_policy(policy, out_dir)
+        record = _training_record(dataset, config, train_config, seed, plan, result)
+        atomic_write_json(out_dir / TRAINING_LOG, record)
+    return result
+
+
+def _adamw(parameters: Any, train_config: TrainConfig) -> torch.optim.AdamW:
+    """AdamW with ``train_config``'s learning rate, betas and weight decay."""
+    return torch.optim.AdamW(
+        parameters,
+        lr=train_config.lr,
+        betas=train_config.betas,
+        weight_decay=train_config.weight_decay,
+    )
+
+
+def _step_loss(
+    phase: Phase, batches: _Batches, generator: torch.Generator
+) -> Callable[[], tuple[torch.Tensor, dict[str, float]]]:
+    """The phase's loss of the next batch, as :func:`_optimize` calls it."""
+
+    def step_loss() -> tuple[torch.Tensor, dict[str, float]]:
+        obs, action = batches.next()
+        return phase.loss(obs, action, generator)
+
+    return step_loss
+
+
 def train(
     dataset: ChunkData,
     config: DDPMPolicyConfig,
@@ -403,12 +648,13 @@ def train(
     tensorboard_dir: str | Path | None = None,
     resume: bool = False,
 ) -> DDPMChunkingPolicy:
-    """Train a DDPM chunking policy on ``dataset``.
+    """Train a DDPM chunking policy on ``dataset`` (its denoising loss and EMA, by :func:`fit`).
 
     Args:
         dataset: a :class:`hint_envs.data.chunks.ChunkDataset` built with
             ``obs_horizon=config.obs_horizon``, ``horizon=config.horizon`` and
-            ``gains=config.gains``.
+            ``gains=config.gains``, carrying the env's bounds (a file written by hint_envs
+            does; see ``docs/data.md``).
         config: the policy configuration (``sigma`` and ``n_aug`` set the data noising).
         train_config: optimisation settings (defaults: :class:`TrainConfig`).
         out_dir: if given, the final policy is saved there (``config.json``,
@@ -432,114 +678,42 @@ def train(
         the trained policy in eval mode; ``policy.train_history`` is the loss history, a
         list of ``{"step", "loss", "lr"}`` (mean loss over each ``log_every`` steps), and
         ``policy.train_seconds`` the seconds the gradient loop took.
+
+    Raises:
+        DatasetError: a dataset without the env's bounds; the message names the fix
+            (``hint-data add-bounds FILE``).
     """
-    train_config = train_config if train_config is not None else TrainConfig()
-    if not isinstance(config, DDPMPolicyConfig):
-        raise TypeError(f"config must be a DDPMPolicyConfig, got {type(config).__name__}")
-    if not isinstance(train_config, TrainConfig):
-        raise TypeError(f"train_config must be a TrainConfig, got {type(train_config).__name__}")
-    check_device(train_config.device)  # before any work: a clear error, not torch's
-    _check_dataset(dataset, config)
-    stats = dataset.stats
-    env_id = getattr(dataset, "env_id", None)
-    env_kwargs = dict(getattr(dataset, "env_kwargs", None) or {})
-    obs_raw = np.asarray(dataset.observations, dtype=np.float64)
-    actions_raw = np.asarray(dataset.actions, dtype=np.float64)
-    M = len(obs_raw)
-    obs_space, act_space = chunk_env_spaces(
-        env_id, config, stats.obs.dim, stats.action.dim, env_kwargs
+
+    def objective(policy: DDPMChunkingPolicy) -> list[Phase]:
+        def loss(obs: torch.Tensor, action: torch.Tensor, generator: torch.Generator):
+            return policy.normalized_loss(obs, action, generator), {}
+
+        parameters = list(policy.denoiser.parameters())
+        return [Phase("train", parameters, loss, after_step=policy.update_ema)]
+
+    result = fit(
+        DDPMChunkingPolicy,
+        objective,
+        dataset,
+        config,
+        train_config,
+        out_dir=out_dir,
+        seed=seed,
+        progress=progress,
+        tensorboard_dir=tensorboard_dir,
+        resume=resume,
     )
-    out_dir = Path(out_dir) if out_dir is not None else None
-    if resume and out_dir is None:
-        raise ValueError("resume=True needs the out_dir whose checkpoints it continues from")
-    if out_dir is not None:  # what a killed run may have left half-written
-        remove_temporaries(out_dir)
-        remove_temporaries(out_dir / CHECKPOINTS)
-    fingerprint = _fingerprint(config, train_config, seed, obs_raw, actions_raw)
-
-    device = check_device(train_config.device)  # checked above; resolves "auto"
-    with _torch_threads(train_config.num_threads):
-        with torch.random.fork_rng(devices=[]):
-            torch.manual_seed(seed)
-            policy = DDPMChunkingPolicy(
-                obs_space,
-                act_space,
-                config,
-                stats,
-                seed=seed,
-                env_id=env_id,
-                layout=dataset.layout,
-                env_kwargs=env_kwargs,
-            )
-        policy.to(device)
-        policy.set_training_mode(True)
-        generator = torch.Generator(device=device).manual_seed(seed)
-        rng = np.random.default_rng(seed)
-        batches = _Batches(
-            policy, obs_raw, actions_raw, config, train_config, generator, rng, device
-        )
-        optimizer = torch.optim.AdamW(
-            policy.denoiser.parameters(),
-            lr=train_config.lr,
-            betas=train_config.betas,
-            weight_decay=train_config.weight_decay,
-        )
-
-        loop = LoopState()
-        if resume:
-            assert out_dir is not None
-            trainer = (policy, optimizer, generator, rng, batches)
-            loop = _resume(out_dir / CHECKPOINTS, trainer, fingerprint, train_config.steps)
-        resumed_from = loop.step or None
-
-        def step_loss() -> tuple[torch.Tensor, dict[str, float]]:
-            return policy.normalized_loss(*batches.next(), generator), {}
-
-        def checkpoint(step: int) -> None:
-            if out_dir is not None:
-                path = out_dir / CHECKPOINTS / f"step_{step:07d}"
-                trainer = (policy, optimizer, generator, rng, batches)
-                _save_checkpoint(path, trainer, loop, fingerprint)
-
-        history, elapsed = _optimize(
-            optimizer,
-            step_loss,
-            train_config,
-            train_config.steps,
-            desc="train",
-            progress=progress,
-            after_step=policy.update_ema,
-            checkpoint=checkpoint,
-            tensorboard_dir=tensorboard_dir,
-            state=loop,
-        )
-        n_total = batches.n_total
-
-    policy.set_training_mode(False)
-    policy.train_history = history
-    policy.train_seconds = elapsed
+    history, M = result.histories["train"], len(dataset.observations)
     logger.info(
         "trained %d steps in %.1f s on %d samples (%d windows x %d copies); final loss %.4f",
-        train_config.steps,
-        elapsed,
-        n_total,
+        history[-1]["step"],
+        result.seconds["train"],
+        result.num_samples,
         M,
-        n_total // M,
+        result.num_samples // M,
         history[-1]["loss"],
     )
-    if out_dir is not None:
-        _save_trained(
-            policy,
-            out_dir,
-            dataset,
-            config,
-            train_config,
-            seed,
-            history,
-            elapsed,
-            resumed_from_step=resumed_from,
-        )
-    return policy
+    return result.policy
 
 
 # ----------------------------------------------------------------------------- checkpoints
@@ -576,9 +750,16 @@ def latest_checkpoints(folder: str | Path) -> list[Path]:
 
 
 def _save_checkpoint(
-    path: Path, trainer: tuple, loop: LoopState, fingerprint: dict[str, Any]
+    path: Path,
+    trainer: tuple,
+    loop: LoopState,
+    fingerprint: dict[str, Any],
+    finished: list[dict[str, Any]],
 ) -> None:
     """The policy and everything needed to continue training it, as one folder.
+
+    ``finished`` holds the ``{"history", "seconds"}`` of the phases before the last
+    (whose weights are in the policy's), so a resumed run skips them.
 
     Written into a hidden temporary folder renamed to ``path`` when complete
     (:func:`hint_envs._io.atomic_dir`): a checkpoint folder is never partial.
@@ -594,6 +775,7 @@ def _save_checkpoint(
         "loop": loop.to_dict(),
         "numpy_rng": rng.bit_generator.state,
         "cursor": cursor,
+        "finished_phases": finished,
         **fingerprint,
     }
     with atomic_dir(path) as tmp:
@@ -602,8 +784,11 @@ def _save_checkpoint(
         (tmp / STATE_FILE).write_text(json.dumps(state, indent=1, allow_nan=False) + "\n")
 
 
-def _load_checkpoint(path: Path, trainer: tuple, fingerprint: dict[str, Any]) -> LoopState:
-    """Restore ``trainer`` to the checkpoint at ``path``; returns its loop state."""
+def _load_checkpoint(
+    path: Path, trainer: tuple, fingerprint: dict[str, Any]
+) -> tuple[LoopState, list[dict[str, Any]]]:
+    """Restore ``trainer`` to the checkpoint at ``path``; returns its loop state and the
+    finished phases' ``{"history", "seconds"}``."""
     policy, optimizer, generator, rng, batches = trainer
     state = json.loads((path / STATE_FILE).read_text())
     if not isinstance(state, dict) or state.get("format") != STATE_FORMAT:
@@ -636,6 +821,7 @@ def _load_checkpoint(path: Path, trainer: tuple, fingerprint: dict[str, Any]) ->
             _, index, key = name.split(".", 2)
             optimizer_state["state"].setdefault(int(index), {})[key] = tensor
     loop = LoopState.from_dict(state["loop"])
+    finished = list(state.get("finished_phases", []))
     generator_state, permutation = tensors["generator"], tensors["permutation"]
     numpy_state, cursor = state["numpy_rng"], state["cursor"]
     # everything read: only now change the trainer (a failed read leaves it as it was)
@@ -644,47 +830,34 @@ def _load_checkpoint(path: Path, trainer: tuple, fingerprint: dict[str, Any]) ->
     generator.set_state(generator_state)
     rng.bit_generator.state = numpy_state
     batches.set_state(permutation, cursor)
-    return loop
+    return loop, finished
 
 
-def _resume(folder: Path, trainer: tuple, fingerprint: dict[str, Any], steps: int) -> LoopState:
+def _resume(
+    folder: Path, trainer: tuple, fingerprint: dict[str, Any], train_config: TrainConfig
+) -> tuple[LoopState, list[dict[str, Any]]]:
     """Load the latest readable checkpoint in ``folder`` into ``trainer``.
 
     Unreadable checkpoints are skipped with a warning (the next older one is tried);
     one written with other settings raises :class:`CheckpointMismatchError`.
 
     Returns:
-        its loop state, or a fresh one (step 0) if there is no readable checkpoint.
+        its loop state and finished phases, or a fresh state (step 0) and none if there is
+        no readable checkpoint.
     """
+    steps = train_config.steps
     for path in latest_checkpoints(folder):
         try:
-            loop = _load_checkpoint(path, trainer, fingerprint)
+            loop, finished = _load_checkpoint(path, trainer, fingerprint)
         except CheckpointMismatchError:
             raise
         except (OSError, ValueError, KeyError, TypeError, SafetensorError) as error:
             logger.warning("skipping unreadable checkpoint %s (%s)", path, error)
             continue
         logger.info("resuming from %s: step %d of %d", path, loop.step, steps)
-        return loop
+        return loop, finished
     logger.info("no checkpoint in %s yet; training from scratch", folder)
-    return LoopState()
-
-
-def _save_trained(
-    policy: Any,
-    out_dir: Path,
-    dataset: ChunkData,
-    config: Any,
-    train_config: TrainConfig,
-    seed: int,
-    history: list[dict[str, float]],
-    elapsed: float,
-    **extra: Any,
-) -> None:
-    """Save the trained ``policy`` and its ``training.json`` record into ``out_dir``."""
-    save_policy(policy, out_dir)
-    record = _training_record(dataset, config, train_config, seed, history, elapsed, **extra)
-    atomic_write_json(out_dir / TRAINING_LOG, record)
+    return LoopState(), []
 
 
 def _training_record(
@@ -692,12 +865,12 @@ def _training_record(
     config: Any,
     train_config: TrainConfig,
     seed: int,
-    history: list[dict[str, float]],
-    elapsed: float,
-    **extra: Any,
+    phases: list[Phase],
+    result: TrainResult,
 ) -> dict[str, Any]:
+    """The ``training.json`` of a run: provenance, configurations, histories."""
     demos = getattr(dataset, "demos", None)
-    return {
+    record = {
         "hint_envs_version": hint_envs.__version__,
         "env_id": getattr(dataset, "env_id", None),
         "env_kwargs": dict(getattr(dataset, "env_kwargs", None) or {}),
@@ -706,7 +879,11 @@ def _training_record(
         "num_demos": len(demos) if demos is not None else None,
         "policy_config": config.to_dict(),
         "train_config": train_config.to_dict(),
-        "seconds": elapsed,
-        "history": history,
-        **extra,
+        "seconds": result.seconds[phases[-1].record],
+        "history": result.histories[phases[-1].record],
     }
+    for phase in phases[:-1]:
+        record[f"{phase.record}_history"] = result.histories[phase.record]
+        record[f"{phase.record}_seconds"] = result.seconds[phase.record]
+    record["resumed_from_step"] = result.resumed_from_step
+    return record

@@ -30,6 +30,8 @@ from typing import Any
 
 import numpy as np
 
+from hint_envs._io import atomic_write_bytes
+
 from .registry import POLICIES
 from .runs import read_record, read_sessions, record_file
 from .suite import REPO_ROOT, Job, Suite
@@ -346,7 +348,7 @@ def write_report(
         lines.append(f"- `{name}`: {POLICIES[name].summary}")
     lines.append("")
     report_path.parent.mkdir(parents=True, exist_ok=True)
-    report_path.write_text("\n".join(lines))
+    atomic_write_bytes(report_path, "\n".join(lines).encode())
     return [report_path, *written]
 
 

@@ -24,8 +24,8 @@ from pathlib import Path
 
 import numpy as np
 
-from hint_envs.core import CompositeActionLayout, Demonstration
-from hint_envs.data.hdf5 import DemoFile, read_demonstrations
+from hint_envs.core import CompositeActionLayout, Demonstration, EnvBounds
+from hint_envs.data.hdf5 import DemoFile, env_bounds, read_demonstrations
 from hint_envs.data.minari_io import is_minari_source
 from hint_envs.data.normalization import NormalizationStats, RangeNormalizer
 
@@ -61,6 +61,12 @@ class ChunkDataset:
         gains: pack ``(u_bar, x_bar, K)`` per controller; if False only ``u_bar``.
         num_demos: use the first ``num_demos`` demonstrations in index order (all if None).
         env_id: env id to record when ``source`` is a plain sequence of demonstrations.
+        env_kwargs: its ``gym.make`` keyword arguments (plain sequences only; a file
+            records its own).
+        bounds: the env's bounds (:class:`hint_envs.core.EnvBounds`), which training builds
+            the policy's spaces from. Default: a file's stored bounds; for a plain sequence
+            with an ``env_id``, those of ``gym.make(env_id, **env_kwargs)``, made once here
+            (where the demonstrations were just collected); None without an ``env_id``.
 
     Attributes:
         observations: ``(M, obs_horizon, d_obs)`` float32 observation chunks.
@@ -75,9 +81,11 @@ class ChunkDataset:
         timesteps: ``(M,)`` int64 step ``t`` of each window.
         demos: the selected demonstrations.
         obs_horizon, horizon, gains, env_id: as given (``env_id`` None if unknown).
-        env_kwargs: the ``gym.make`` keyword arguments the file recorded (``{}`` for a
-            plain sequence of demonstrations); training and evaluation make the env with
-            them.
+        env_kwargs: the ``gym.make`` keyword arguments the file recorded (or those given
+            with a plain sequence of demonstrations); evaluation makes the env with them.
+        bounds: the env's bounds as above (None: a file written before hint_envs stored
+            them, which training refuses; or no env known, trained with unbounded spaces).
+        path: the file the demonstrations came from (None for a plain sequence).
 
     Example:
         >>> data = ChunkDataset("quadrotor.hdf5", obs_horizon=2, horizon=8)  # doctest: +SKIP
@@ -92,23 +100,30 @@ class ChunkDataset:
         gains: bool = True,
         num_demos: int | None = None,
         env_id: str | None = None,
+        env_kwargs: dict | None = None,
+        bounds: EnvBounds | None = None,
     ) -> None:
         for name, value in (("obs_horizon", obs_horizon), ("horizon", horizon)):
             if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < 1:
                 raise ValueError(f"{name} must be an integer >= 1, got {value!r}")
+        if bounds is not None and not isinstance(bounds, EnvBounds):
+            raise TypeError(f"bounds must be an EnvBounds or None, got {type(bounds).__name__}")
         if is_minari_source(source):
             from hint_envs.data.minari_io import read_minari
 
             source = read_minari(source)
         elif isinstance(source, (str, os.PathLike)):
             source = read_demonstrations(Path(source))
-        env_kwargs: dict = {}
+        path = None
         if isinstance(source, DemoFile):
             env_id = source.env_id if env_id is None else env_id
             env_kwargs = dict(source.env_kwargs)
+            bounds = source.bounds if bounds is None else bounds
             demos = list(source.demos)
+            path = source.path
             origin = str(source.path) if source.path is not None else "the DemoFile"
         else:
+            env_kwargs = dict(env_kwargs or {})
             demos = list(source)
             origin = "the given demonstrations"
             if not all(isinstance(d, Demonstration) for d in demos):
@@ -144,12 +159,21 @@ class ChunkDataset:
                     f"demonstration {i} has (d_obs, d_u, d_x) = {shapes}, demonstration 0 has "
                     f"{(d_obs, d_u, d_x)}"
                 )
+        if bounds is None and env_id is not None and not isinstance(source, DemoFile):
+            bounds = env_bounds(env_id, env_kwargs)  # collected here: the env can be made
+        if bounds is not None and (bounds.d_obs, bounds.d_u, bounds.d_x) != (d_obs, d_u, d_x):
+            raise ValueError(
+                f"the bounds have (d_obs, d_u, d_x) = {(bounds.d_obs, bounds.d_u, bounds.d_x)} "
+                f"but the demonstrations of {origin} have {(d_obs, d_u, d_x)}"
+            )
 
         self.obs_horizon = int(obs_horizon)
         self.horizon = int(horizon)
         self.gains = bool(gains)
         self.env_id = env_id
         self.env_kwargs = env_kwargs
+        self.bounds = bounds
+        self.path = path
         self.demos = demos
         self.layout = CompositeActionLayout(int(d_u), int(d_x), self.horizon, self.gains)
 

@@ -1,11 +1,14 @@
-"""``hint-minari``: export a demonstration file as a local Minari dataset.
+"""``hint-minari``: export a demonstration file as a local Minari dataset; ``hint-data``:
+maintain demonstration files.
 
 Example::
 
     hint-minari benchmarks/data/pusht_keypoints_1000.hdf5 hint_envs/pusht-keypoints-v0
     hint-train minari:hint_envs/pusht-keypoints-v0 --out runs/pusht_minari
+    hint-data add-bounds old_demos.hdf5   # a file written before the bounds were stored
 
-See :mod:`hint_envs.data.minari_io` for what the dataset holds.
+See :mod:`hint_envs.data.minari_io` for what the dataset holds and
+:func:`hint_envs.data.hdf5.add_bounds` for what ``add-bounds`` does.
 """
 
 from __future__ import annotations
@@ -71,3 +74,44 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 if __name__ == "__main__":
     sys.exit(main())
+
+
+def build_data_parser() -> argparse.ArgumentParser:
+    """The ``hint-data`` argument parser."""
+    parser = argparse.ArgumentParser(
+        prog="hint-data",
+        description="Maintain demonstration files written by hint-collect.",
+        formatter_class=HelpFormatter,
+    )
+    commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    add = commands.add_parser(
+        "add-bounds",
+        help="store the env's bounds in files written without them",
+        description="Store the env's action and observation bounds and control indices in "
+        "demonstration files written before hint_envs stored them (training builds the "
+        "policy's spaces from them and refuses a file without them). The env is made once "
+        "per file from the file's own env id and kwargs (its pip extra must be installed "
+        "here); only attributes are added, atomically; a file holding other bounds is "
+        "refused, one holding the same is left as it is.",
+        formatter_class=HelpFormatter,
+    )
+    add.add_argument("files", type=Path, nargs="+", metavar="FILE", help="demonstration files")
+    return parser
+
+
+@command_line_errors("hint-data")
+def data_main(argv: Sequence[str] | None = None) -> int:
+    """Entry point of ``hint-data``; returns the exit status."""
+    parser = build_data_parser()
+    args = parser.parse_args(argv)
+    import gymnasium as gym
+
+    from hint_envs.data.hdf5 import add_bounds
+
+    for path in args.files:
+        try:
+            added = add_bounds(path)
+        except (gym.error.Error, TypeError) as err:
+            parser.exit(2, f"hint-data: error: {path}: cannot make its env here: {err}\n")
+        print(f"{path}: {'bounds added' if added else 'already holds these bounds'}")
+    return 0

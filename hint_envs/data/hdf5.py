@@ -4,7 +4,9 @@ Layout (``T_i`` steps in demo ``i``; see ``docs/data.md``)::
 
     file.hdf5
     |- attrs: hint_envs_version, command, split_seed, valid_fraction, metadata (JSON), ...
-    |- data/                    attrs: env_args (JSON), total, obs_keys (JSON)
+    |- data/                    attrs: env_args (JSON), total, obs_keys (JSON), and the
+    |  |                        env's bounds: action_space_low/high (d_u,),
+    |  |                        observation_space_low/high (d_obs,), control_indices (d_x,)
     |  |- demo_0/               attrs: num_samples = T_0, seed, mode, success, metadata (JSON)
     |  |  |- obs/<key>          (T_0, stop - start)  slice [start, stop) of the flat observation
     |  |  |- next_obs/<key>     (T_0, stop - start)  observation after each input
@@ -29,6 +31,12 @@ headers (h5py reads them as bytes; ``json.loads`` takes either), so flipped byte
 a :class:`DatasetError` on reading instead of as different numbers. Files
 written without checksums (as hint_envs did before) still read; in every file the reader
 also checks that each array is finite.
+
+Bounds: the env's action and observation bounds and its ``control_indices``
+(:class:`hint_envs.core.EnvBounds`) are stored beside ``env_args``, so training builds the
+policy's spaces (and the clipping of its actions) from the file alone, never making the
+env. A file written before they were stored reads with ``DemoFile.bounds = None``;
+:func:`add_bounds` (``hint-data add-bounds FILE``) adds them in place.
 """
 
 from __future__ import annotations
@@ -48,13 +56,16 @@ import h5py
 import numpy as np
 
 from hint_envs._io import DatasetError, atomic_path
-from hint_envs.core import Demonstration, Primitives
+from hint_envs.core import Demonstration, EnvBounds, Primitives
 
 logger = logging.getLogger(__name__)
 
 __all__ = [
+    "BOUNDS_ATTRS",
     "DatasetError",
     "DemoFile",
+    "add_bounds",
+    "env_bounds",
     "GZIP_MIN_BYTES",
     "LIBVER",
     "ROBOMIMIC_GYM_TYPE",
@@ -92,6 +103,16 @@ _H5_ERRORS = (
     SystemError,
 )
 _STEP_DATASETS = ("actions", "rewards", "dones", "states")
+#: Attributes of ``data`` holding the env's bounds, by :class:`EnvBounds` field.
+BOUNDS_ATTRS = {
+    "action_low": "action_space_low",
+    "action_high": "action_space_high",
+    "observation_low": "observation_space_low",
+    "observation_high": "observation_space_high",
+    "control_indices": "control_indices",
+}
+#: What to run on a file without :data:`BOUNDS_ATTRS`.
+ADD_BOUNDS_COMMAND = "hint-data add-bounds"
 _PRIMITIVE_DATASETS = ("u_bar", "x_bar", "K")
 
 
@@ -108,6 +129,9 @@ class DemoFile:
         attrs: file-level metadata (hint_envs version, creation command, seeds, ...).
         obs_keys: observation key -> ``(start, stop)`` slice of the flat observation.
         path: the file read, or None.
+        bounds: the env's action and observation bounds and control indices, from which
+            the chunk-level spaces are built; None in a file written before hint_envs
+            stored them (``hint-data add-bounds FILE`` adds them).
     """
 
     env_id: str
@@ -118,6 +142,7 @@ class DemoFile:
     attrs: dict[str, Any] = field(default_factory=dict)
     obs_keys: dict[str, tuple[int, int]] = field(default_factory=dict)
     path: Path | None = None
+    bounds: EnvBounds | None = None
 
     def __len__(self) -> int:
         return len(self.demos)
@@ -222,6 +247,72 @@ def default_obs_keys(
     return {str(k): (int(v[0]), int(v[1])) for k, v in keys.items()}
 
 
+def env_bounds(env_id: str, env_kwargs: Mapping[str, Any] | None = None) -> EnvBounds:
+    """The bounds of ``gym.make(env_id, **env_kwargs)`` (made once, then closed).
+
+    Raises:
+        gymnasium.error.Error: an unknown id, or a missing optional simulator
+            (``DependencyNotInstalled`` names the pip extra).
+        TypeError: not a control environment with Box spaces.
+    """
+    import gymnasium as gym
+
+    import hint_envs  # noqa: F401  (registers the environments)
+
+    env = gym.make(env_id, **dict(env_kwargs or {}))
+    try:
+        return EnvBounds.from_env(env)
+    finally:
+        env.close()
+
+
+def _check_bounds(bounds: EnvBounds, d_u: int, d_obs: int, d_x: int | None, what: str) -> None:
+    """Require ``bounds`` to fit data with ``d_u`` inputs, ``d_obs`` observation features
+    and (if known) ``d_x`` control-state features; ValueError naming ``what`` otherwise."""
+    if (bounds.d_u, bounds.d_obs) != (d_u, d_obs) or d_x not in (None, bounds.d_x):
+        raise ValueError(
+            f"{what}: the bounds have (d_u, d_obs, d_x) = "
+            f"{(bounds.d_u, bounds.d_obs, bounds.d_x)} but the demonstrations have "
+            f"{(d_u, d_obs, d_x)}; were they collected in another environment?"
+        )
+
+
+def _bounds_for_writing(env_id: str, env_kwargs: Mapping[str, Any]) -> EnvBounds:
+    """:func:`env_bounds`, its failures as a ValueError that says how to write anyway."""
+    import gymnasium as gym
+
+    try:
+        return env_bounds(env_id, env_kwargs)
+    except (gym.error.Error, TypeError, ValueError, ImportError) as err:
+        raise ValueError(
+            f"cannot make {env_id} with env_kwargs {dict(env_kwargs)} here to store its "
+            f"bounds ({err}); pass write_demonstrations(..., bounds=EnvBounds.from_env(env)) "
+            "with the env the demonstrations were collected in"
+        ) from err
+
+
+def _write_bounds(group: h5py.Group, bounds: EnvBounds) -> None:
+    for name, attr in BOUNDS_ATTRS.items():
+        group.attrs[attr] = getattr(bounds, name)
+
+
+def _read_bounds(group: h5py.Group, path: Path) -> EnvBounds | None:
+    present = [attr for attr in BOUNDS_ATTRS.values() if attr in group.attrs]
+    if not present:
+        return None
+    if len(present) != len(BOUNDS_ATTRS):
+        missing = sorted(set(BOUNDS_ATTRS.values()) - set(present))
+        raise _fail(
+            path,
+            f"'data' holds some bounds attributes but not {missing}; run "
+            f"`{ADD_BOUNDS_COMMAND} {path}` on a copy written without them",
+        )
+    try:
+        return EnvBounds(**{name: group.attrs[attr] for name, attr in BOUNDS_ATTRS.items()})
+    except (TypeError, ValueError) as err:
+        raise _fail(path, f"the bounds attributes of 'data' are malformed ({err})") from err
+
+
 def _check_obs_keys(obs_keys: Mapping[str, Sequence[int]], d_obs: int) -> list[tuple]:
     """Validate that the slices tile ``[0, d_obs)``; return ``[(key, start, stop)]`` by start."""
     spans = sorted(
@@ -308,6 +399,7 @@ def write_demonstrations(
     attrs: dict | None = None,
     overwrite: bool = False,
     compression: str | None = "gzip",
+    bounds: EnvBounds | None = None,
 ) -> Path:
     """Write ``demos`` to ``path`` in robomimic's layout (module docstring), atomically.
 
@@ -333,6 +425,8 @@ def write_demonstrations(
             either way: a compressed dataset's chunk index outweighs what gzip saves on
             them (1000 short PushT demonstrations: 50 MB gzipped, 34 MB as stored).
             Every non-empty dataset carries a ``fletcher32`` checksum whatever this says.
+        bounds: the env's bounds (:class:`hint_envs.core.EnvBounds`), stored as attributes
+            of ``data``; default: those of ``gym.make(env_id, **env_kwargs)``, made once.
 
     Returns:
         the absolute path written.
@@ -340,7 +434,9 @@ def write_demonstrations(
     Raises:
         FileExistsError: ``path`` exists and ``overwrite`` is False.
         ValueError: no demos, inconsistent arrays, bad ``obs_keys``/``valid_fraction``,
-            or metadata that is not JSON-serialisable.
+            metadata that is not JSON-serialisable, or bounds of other dimensions than
+            the demonstrations', or, without ``bounds``, an ``env_id`` that cannot be made
+            here (or is not a control environment).
     """
     path = Path(path).expanduser().resolve()
     if path.exists() and not overwrite:
@@ -373,6 +469,13 @@ def write_demonstrations(
     if compression not in (None, "gzip"):
         raise ValueError(f"compression must be 'gzip' or None, got {compression!r}")
     filters = {"compression": "gzip", "shuffle": True} if compression else {}
+    if bounds is None:  # last: every cheap check first
+        bounds = _bounds_for_writing(env_id, env_kwargs)
+    if not isinstance(bounds, EnvBounds):
+        raise TypeError(f"bounds must be an EnvBounds or None, got {type(bounds).__name__}")
+    first = demos[0]
+    d_x = None if first.primitives is None else first.primitives.x_bar.shape[-1]
+    _check_bounds(bounds, int(np.shape(first.actions)[-1]), d_obs, d_x, f"{env_id} at {path}")
 
     # a fresh hidden name beside the target, renamed over it once complete (atomic_path);
     # h5py's "x" mode refuses to clobber and creates the file with the usual permissions
@@ -383,6 +486,7 @@ def write_demonstrations(
             _set_text(data, "env_args", env_args)
             data.attrs["total"] = int(sum(len(d) for d in demos))
             _set_text(data, "obs_keys", json.dumps([list(span) for span in spans]))
+            _write_bounds(data, bounds)
             for index, demo in enumerate(demos):
                 _write_demo(data.create_group(f"demo_{index}"), demo, spans, filters)
             mask = f.create_group("mask")
@@ -529,6 +633,15 @@ def _read(f: h5py.File, path: Path) -> DemoFile:
     if spans is None:
         spans = _spans_from_group(data[names[0]], path, names[0])
     obs_keys = {key: (start, stop) for key, start, stop in spans}
+    bounds = _read_bounds(data, path)
+    if bounds is not None:
+        first = demos[0]
+        d_x = None if first.primitives is None else first.primitives.x_bar.shape[-1]
+        try:
+            what = "data.attrs"
+            _check_bounds(bounds, first.actions.shape[-1], first.observations.shape[-1], d_x, what)
+        except ValueError as err:
+            raise _fail(path, str(err)) from err
 
     if "mask" in f and "train" in f["mask"] and "valid" in f["mask"]:
         train_keys = [k.decode("utf-8") for k in f["mask/train"][()]]
@@ -548,6 +661,7 @@ def _read(f: h5py.File, path: Path) -> DemoFile:
         attrs=_read_metadata(f, _RESERVED_FILE_ATTRS),
         obs_keys=obs_keys,
         path=path.resolve(),
+        bounds=bounds,
     )
 
 
@@ -627,3 +741,61 @@ def _read_demo(group: h5py.Group, name: str, spans: list[tuple] | None, path: Pa
         primitives=primitives,
         attrs=_read_metadata(group, _RESERVED_DEMO_ATTRS),
     )
+
+
+# --------------------------------------------------------------------------- adding bounds
+
+
+def add_bounds(path: str | os.PathLike, bounds: EnvBounds | None = None) -> bool:
+    """Store the env's bounds in a demonstration file written without them, in place.
+
+    The env is made once from the file's own ``env_args`` (id and kwargs) unless
+    ``bounds`` is given. The file is copied to a hidden temporary name beside it, the
+    attributes (:data:`BOUNDS_ATTRS`) are added to the copy, the copy is read back whole
+    (checksums, bounds against the arrays), and it is moved over the file
+    (:func:`hint_envs._io.atomic_path`): the datasets are untouched, and a kill leaves the
+    old file.
+
+    Returns:
+        True if the bounds were added, False if the file already held the same ones.
+
+    Raises:
+        DatasetError: the file is missing or unreadable, or already holds other bounds
+            (which are never replaced).
+        gymnasium.error.Error, TypeError: the file's env cannot be made here (the message
+            names the pip extra) or is not a control environment.
+    """
+    import shutil
+
+    path = Path(path).expanduser()
+    demo_file = read_demonstrations(path)
+    if bounds is None:
+        bounds = env_bounds(demo_file.env_id, demo_file.env_kwargs)
+    first = demo_file.demos[0]
+    d_x = None if first.primitives is None else first.primitives.x_bar.shape[-1]
+    _check_bounds(
+        bounds,
+        first.actions.shape[-1],
+        first.observations.shape[-1],
+        d_x,
+        f"{path} ({demo_file.env_id})",
+    )
+    if demo_file.bounds is not None:
+        if demo_file.bounds.equals(bounds):
+            logger.info("%s already holds these bounds; left as it is", path)
+            return False
+        raise DatasetError(
+            f"{path} already holds other bounds than {demo_file.env_id} "
+            f"{demo_file.env_kwargs or ''} has here (stored: {demo_file.bounds}; here: "
+            f"{bounds}); they are never replaced: check the env's version, or write the "
+            "demonstrations anew with hint-collect"
+        )
+    with atomic_path(path) as tmp:
+        shutil.copyfile(path, tmp)
+        with h5py.File(tmp, "r+", libver=LIBVER) as f:
+            _write_bounds(f["data"], bounds)
+        written = read_demonstrations(tmp).bounds
+        if written is None or not written.equals(bounds):  # pragma: no cover (h5py bug)
+            raise DatasetError(f"{path}: the bounds did not read back; the file is unchanged")
+    logger.info("added the bounds of %s to %s", demo_file.env_id, path)
+    return True

@@ -25,7 +25,9 @@ Per episode of ``T`` steps, Minari's arrays and what they hold here:
 
 The episode's seed is Minari's episode ``seed``. What Minari has no place for — each
 demonstration's metadata (``mode``, ``success``, ...), the observation keys, the
-train/valid split and the file's metadata — is kept as JSON in the dataset metadata under
+train/valid split, the file's metadata and the env's bounds
+(:class:`~hint_envs.core.EnvBounds`, from the file or else from the env Minari records) —
+is kept as JSON in the dataset metadata under
 :data:`METADATA_KEY`, so HDF5 -> Minari -> :func:`read_minari` gives the demonstrations
 back bit for bit.
 
@@ -44,8 +46,14 @@ from typing import Any
 import gymnasium as gym
 import numpy as np
 
-from hint_envs.core import Demonstration, Primitives
-from hint_envs.data.hdf5 import DatasetError, DemoFile, _to_jsonable, read_demonstrations
+from hint_envs.core import Demonstration, EnvBounds, Primitives
+from hint_envs.data.hdf5 import (
+    BOUNDS_ATTRS,
+    DatasetError,
+    DemoFile,
+    _to_jsonable,
+    read_demonstrations,
+)
 
 __all__ = ["MINARI_SCHEME", "METADATA_KEY", "is_minari_source", "read_minari", "write_minari"]
 
@@ -155,6 +163,8 @@ def write_minari(
         "source": None if demo_file.path is None else str(demo_file.path),
     }
     env = gym.make(demo_file.env_id, **demo_file.env_kwargs)
+    bounds = demo_file.bounds if demo_file.bounds is not None else EnvBounds.from_env(env)
+    extra["bounds"] = {name: getattr(bounds, name) for name in BOUNDS_ATTRS}
     try:
         with warnings.catch_warnings():  # minari warns about empty optional fields
             warnings.simplefilter("ignore", UserWarning)
@@ -235,6 +245,14 @@ def read_minari(dataset_id: str) -> DemoFile:
             )
         )
     names = [f"demo_{i}" for i in range(len(demos))]
+    bounds = None
+    if "bounds" in extra:  # (datasets written before hint_envs stored them have none)
+        try:
+            bounds = EnvBounds(**extra["bounds"])
+        except (TypeError, ValueError) as err:
+            raise DatasetError(
+                f"Minari dataset {dataset_id!r}: malformed bounds in its metadata ({err})"
+            ) from err
     obs_keys = {k: (int(a), int(b)) for k, (a, b) in extra.get("obs_keys", {}).items()}
     return DemoFile(
         env_id=spec.id,
@@ -245,6 +263,7 @@ def read_minari(dataset_id: str) -> DemoFile:
         attrs=dict(extra.get("attrs", {})),
         obs_keys=obs_keys or {"obs": (0, demos[0].observations.shape[1])},
         path=Path(dataset.storage.data_path) if hasattr(dataset.storage, "data_path") else None,
+        bounds=bounds,
     )
 
 

@@ -28,10 +28,12 @@ from gymnasium.vector import AsyncVectorEnv, AutoresetMode, SyncVectorEnv, Vecto
 from gymnasium.vector.utils import batch_space
 
 from hint_envs.core import (
+    DEFAULT_GAIN_BOUND,
     STATE_OPTION,
     CompositeActionLayout,
     check_action,
     check_flag,
+    composite_action_bounds,
     get_control_indices,
 )
 from hint_envs.wrappers.executor import INNER_INFO_KEYS, ChunkExecutor
@@ -90,32 +92,6 @@ def _check_indices(indices: np.ndarray, d_obs: int) -> np.ndarray:
             f"control_indices {indices.tolist()} must index an observation of size {d_obs}"
         )
     return indices.astype(np.int64)
-
-
-def composite_action_bounds(
-    layout: CompositeActionLayout,
-    input_low: np.ndarray,
-    input_high: np.ndarray,
-    state_low: np.ndarray,
-    state_high: np.ndarray,
-    gain_bound: float,
-) -> tuple[np.ndarray, np.ndarray]:
-    """Bounds of a flat composite action, ``(low, high)`` each of shape ``(layout.size,)``.
-
-    Per controller: ``u_bar`` in the input bounds ``(d_u,)``, ``x_bar`` in the control-state
-    bounds ``(d_x,)`` and every gain entry in ``[-gain_bound, gain_bound]``; with
-    ``layout.gains=False`` only the ``u_bar`` part.
-    """
-    if layout.gains:
-        n_gain = layout.d_u * layout.d_x
-        low = np.concatenate([input_low, state_low, np.full(n_gain, -gain_bound)])
-        high = np.concatenate([input_high, state_high, np.full(n_gain, gain_bound)])
-    else:
-        low, high = np.asarray(input_low), np.asarray(input_high)
-    return (
-        np.tile(low.astype(np.float64), layout.chunk_length),
-        np.tile(high.astype(np.float64), layout.chunk_length),
-    )
 
 
 class _ChunkLevel:
@@ -250,7 +226,7 @@ class PrimitiveControllerWrapper(_ChunkLevel, gym.Wrapper, gym.utils.RecordConst
         chunk_length: int,
         obs_horizon: int,
         gains: bool = True,
-        gain_bound: float = 1e3,
+        gain_bound: float = DEFAULT_GAIN_BOUND,
     ) -> None:
         gym.utils.RecordConstructorArgs.__init__(
             self,
@@ -420,7 +396,7 @@ class PrimitiveControllerVectorWrapper(
         chunk_length: int,
         obs_horizon: int,
         gains: bool = True,
-        gain_bound: float = 1e3,
+        gain_bound: float = DEFAULT_GAIN_BOUND,
     ) -> None:
         gym.utils.RecordConstructorArgs.__init__(
             self,

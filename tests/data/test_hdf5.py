@@ -136,7 +136,12 @@ def test_arrays_too_small_to_gain_from_gzip_are_stored_plain(
 
 
 def test_robomimic_layout(tmp_path: Path, demos: list[Demonstration]) -> None:
-    path = write_demonstrations(tmp_path / "demos.hdf5", demos, ENV_ID, env_kwargs={"a": 1})
+    with pytest.raises(ValueError, match="unexpected keyword argument 'a'"):
+        write_demonstrations(tmp_path / "demos.hdf5", demos, ENV_ID, env_kwargs={"a": 1})
+    bounds = hdf5.env_bounds(ENV_ID)  # what kwargs the env does not take cannot give
+    path = write_demonstrations(
+        tmp_path / "demos.hdf5", demos, ENV_ID, env_kwargs={"a": 1}, bounds=bounds
+    )
     with h5py.File(path, "r") as f:
         env_args = json.loads(f["data"].attrs["env_args"])
         assert env_args == {"env_name": ENV_ID, "type": ROBOMIMIC_GYM_TYPE, "env_kwargs": {"a": 1}}

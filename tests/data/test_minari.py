@@ -54,6 +54,7 @@ def test_round_trip_gives_the_same_demonstrations_and_training_data(demo_path):
     np.testing.assert_array_equal(from_file.observations, from_minari.observations)
     np.testing.assert_array_equal(from_file.actions, from_minari.actions)
     assert from_minari.env_id == ENV_ID
+    assert from_minari.bounds.equals(from_file.bounds)  # the bounds travel too
 
 
 def test_minari_own_api_loads_it_and_recovers_the_environment(demo_path):

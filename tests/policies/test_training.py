@@ -9,9 +9,10 @@ import h5py
 import numpy as np
 import pytest
 import torch
-from policy_testing import ENV_ID, make_dataset, tiny_config
+from policy_testing import ENV_ID, make_chunk_env, make_dataset, tiny_config
 
-from hint_envs.data.hdf5 import write_demonstrations
+from hint_envs.data import ChunkDataset, DatasetError
+from hint_envs.data.hdf5 import BOUNDS_ATTRS, write_demonstrations
 from hint_envs.wrappers.replica_noise import add_replica_noise
 from policies import cli
 from policies.config import TrainConfig
@@ -76,6 +77,68 @@ def test_resampled_noise_trains_too(demos):
     settings = TrainConfig(**{**FAST.to_dict(), "steps": 20, "resample_noise": True})
     policy = train(data, config, settings, progress=False)
     assert np.isfinite(policy.train_history[-1]["loss"])
+
+
+@pytest.mark.parametrize(("resample", "draws"), [(False, 1), (True, 7)])
+def test_resample_noise_draws_fresh_noise_for_every_batch(demos, monkeypatch, resample, draws):
+    """Algorithm 1 draws the noised copies once; ``resample_noise`` draws a batch's worth
+    of noise at every step, through the same add_replica_noise."""
+    calls = []
+
+    def spy(observations, sigma, scale, rng):
+        calls.append(np.shape(observations))
+        return add_replica_noise(observations, sigma, scale, rng)
+
+    monkeypatch.setattr("policies.training.add_replica_noise", spy)
+    config = tiny_config(sigma=0.1, n_aug=3)
+    data = make_dataset(demos, config)
+    settings = TrainConfig(**{**FAST.to_dict(), "steps": 7, "resample_noise": resample})
+    policy = train(data, config, settings, seed=2, progress=False)
+    assert len(calls) == draws
+    if resample:  # one batch of windows each time
+        assert calls == [(settings.batch_size,) + data.observations.shape[1:]] * draws
+    else:  # n_aug copies of every window, once
+        assert calls == [(3,) + data.observations.shape]
+    monkeypatch.undo()
+    other = train(
+        data,
+        config,
+        TrainConfig(**{**settings.to_dict(), "resample_noise": not resample}),
+        seed=2,
+        progress=False,
+    )
+    assert not torch.equal(policy.denoiser.output.weight, other.denoiser.output.weight)
+
+
+def test_training_builds_no_env_and_refuses_a_file_without_bounds(
+    demos, tmp_path, monkeypatch, capsys
+):
+    """The policy's spaces come from the bounds the file stores: training never makes the
+    env; a file written before the bounds were stored names the command that adds them."""
+    path = write_demonstrations(tmp_path / "demos.hdf5", demos, ENV_ID)
+    config = tiny_config()
+    data = ChunkDataset(path, config.obs_horizon, config.horizon)
+    expected = make_chunk_env(config)
+
+    def no_env(*args, **kwargs):
+        raise AssertionError("training made an environment")
+
+    monkeypatch.setattr("gymnasium.make", no_env)
+    settings = TrainConfig(**{**FAST.to_dict(), "steps": 2})
+    policy = train(data, config, settings, progress=False)
+    assert policy.action_space == expected.action_space
+    assert policy.observation_space == expected.observation_space
+    with h5py.File(path, "a") as f:
+        for attr in BOUNDS_ATTRS.values():
+            del f["data"].attrs[attr]
+    old = ChunkDataset(path, config.obs_horizon, config.horizon)
+    with pytest.raises(DatasetError, match=f"hint-data add-bounds {path}"):
+        train(old, config, settings, progress=False)
+    monkeypatch.undo()
+    assert cli.main([str(path), "--out", str(tmp_path / "run"), "--no-progress"]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("hint-train: error: the demonstration file") and err.count("\n") == 1
+    assert f"hint-data add-bounds {path}" in err and not (tmp_path / "run").exists()
 
 
 @pytest.mark.parametrize(

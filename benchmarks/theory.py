@@ -573,8 +573,7 @@ def _plot_bifurcation(records: list[dict[str, Any]], sigmas: tuple[float, ...], 
     fig, axes = plt.subplots(2, len(panels), figsize=(4 * len(panels), 6.8))
     for ax, (kind, sigma) in zip(axes[0], panels, strict=True):
         if kind == "expert":
-            record = next(r for r in records if r["seed"] == 0)
-            paths, title = record["expert_positions"], "expert"
+            paths, title = records[0]["expert_positions"], "expert"
         else:
             record = next(
                 r for r in records if r["kind"] == kind and r["sigma"] == sigma and r["seed"] == 0
@@ -622,19 +621,49 @@ def _plot_bifurcation(records: list[dict[str, Any]], sigmas: tuple[float, ...], 
     plt.close(fig)
 
 
-def mode_tv(record: dict[str, Any]) -> tuple[float, float]:
-    """Largest ``|P(left | y) - P(left | y')|`` between neighbouring starts of the mode grid,
-    and the replica-noise bound ``|y - y'| / (2 sigma scale_y)`` there (inf at sigma 0)."""
+def mode_gap(record: dict[str, Any]) -> tuple[float, float]:
+    """``|P(left | y) - P(left | -y)|`` at the ends ``y = ±w`` of the mode grid, a lower bound
+    on the policy's TV between those starts, and the replica-noise bound
+    ``min(1, 2w / (2 sigma scale_y))`` on that TV (inf at sigma 0: no bound)."""
     grid, p_left = np.asarray(record["mode_grid"]), np.asarray(record["mode_p_left"])
-    measured = float(np.abs(np.diff(p_left)).max())
+    measured = float(abs(p_left[-1] - p_left[0]))
     if record["sigma"] == 0:
         return measured, float("inf")
-    step = float(np.diff(grid).max())
-    return measured, min(1.0, step / (2 * record["sigma"] * record["noise_scale_y"]))
+    distance = float(grid[-1] - grid[0])
+    return measured, min(1.0, distance / (2 * record["sigma"] * record["noise_scale_y"]))
 
 
 def _mean_std(values: list[float]) -> str:
     return f"{np.mean(values):.2f} ± {np.std(values):.2f}"
+
+
+def _without_unplotted_paths(results: dict[str, Any]) -> dict[str, Any]:
+    """``results`` with the rollout paths kept only where the figure draws them (seed 0 at
+    the smallest and largest sigma; the expert's once): the rest stay in the work records."""
+    records = results.get("bifurcation")
+    if not records:
+        return results
+    sigmas = {min(r["sigma"] for r in records), max(r["sigma"] for r in records)}
+    slim = []
+    for index, record in enumerate(records):
+        record = dict(record)
+        if not (record["seed"] == 0 and record["sigma"] in sigmas):
+            record.pop("positions", None)
+        if index:
+            record.pop("expert_positions", None)
+        slim.append(record)
+    return {**results, "bifurcation": slim}
+
+
+def _cpu_name() -> str:
+    """The CPU's model name (``lscpu``'s), else the machine type."""
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                return f"{line.split(':', 1)[1].strip()} ({os.cpu_count()} cores)"
+    except OSError:
+        pass
+    return platform.processor() or platform.machine()
 
 
 def write_report(results: dict[str, Any], args: Args, out: Path) -> None:
@@ -643,10 +672,19 @@ def write_report(results: dict[str, Any], args: Args, out: Path) -> None:
     lines = [
         "# The theory's examples, measured",
         "",
-        "Made by `python benchmarks/theory.py` (docs/theory.md explains each example). "
-        f"{results['meta']['when']}, {results['meta']['cpu']}; "
-        f"{results['meta']['seconds']:.0f} s for the sections run last "
-        f"({', '.join(results['meta']['sections'])}).",
+        "Made by `python benchmarks/theory.py` (docs/theory.md explains each example); "
+        f"last written {results['meta']['when']} on {results['meta']['cpu']}. Wall time per "
+        "section: "
+        + ", ".join(
+            f"{name} {t:.0f} s"
+            + (
+                f" (load average {results['load'][name]:.1f} at its start)"
+                if name in results.get("load", {})
+                else ""
+            )
+            for name, t in results.get("seconds", {}).items()
+        )
+        + ".",
         "",
     ]
     scalar, unstable = results.get("scalar"), results.get("unstable")
@@ -724,38 +762,38 @@ def write_report(results: dict[str, Any], args: Args, out: Path) -> None:
             f"D_test,ε: ε = {first['eps_state']:g} on the state, largest over t.",
             "",
             "| chunks | σ | success | collisions | goes left | D_train,ε | D_test,ε "
-            "| D_test / D_train | mode TV, neighbours | its bound |",
+            "| D_test / D_train | ΔP(left), y₀ = ±0.1 | its TV bound |",
             "|---|---|---|---|---|---|---|---|---|---|",
         ]
         for kind in KINDS:
             for sigma in sigmas:
                 mine = [r for r in records if r["kind"] == kind and r["sigma"] == sigma]
-                ratio = [
-                    r["d_test"] / r["d_train"] if r["d_train"] > 0 else float("inf") for r in mine
-                ]
-                tv_pairs = [mode_tv(r) for r in mine]
-                bound = tv_pairs[0][1]
+                ratio = [r["d_test"] / r["d_train"] for r in mine if r["d_train"] > 0]
+                gaps = [mode_gap(r) for r in mine]
+                bound = gaps[0][1]
                 lines.append(
                     f"| {kind} | {sigma:g} | {_mean_std([r['success'] for r in mine])} | "
                     f"{_mean_std([r['collision'] for r in mine])} | "
                     f"{_mean_std([r['left'] for r in mine])} | "
                     f"{_mean_std([r['d_train'] for r in mine])} | "
-                    f"{_mean_std([r['d_test'] for r in mine])} | {np.median(ratio):.2f} | "
-                    f"{max(t for t, _ in tv_pairs):.2f} | "
+                    f"{_mean_std([r['d_test'] for r in mine])} | "
+                    f"{f'{np.median(ratio):.2f}' if ratio else '– (D_train = 0)'} | "
+                    f"{_mean_std([g for g, _ in gaps])} | "
                     f"{'none' if bound == float('inf') else f'{bound:.2f}'} |"
                 )
         lines += [
             "",
             f"The expert on the same starts: success {first['expert_success']:.2f}, "
             f"collisions {first['expert_collision']:.2f}, goes left {first['expert_left']:.2f}. "
-            "*Mode TV*: the largest change of P(first chunk goes left) between neighbouring "
-            f"starts {np.diff(first['mode_grid']).max():.3g} m apart ({MODE_SAMPLES} samples "
-            "each, a lower bound on the policy's TV there); *its bound*: |y − y′| / (2σ · noise "
-            "scale of y).",
+            "*ΔP(left)*: the difference of P(first chunk goes left) between the starts "
+            f"y₀ = ±{MODE_GRID_HALF_WIDTH:g} ({MODE_SAMPLES} samples each, standard error about "
+            f"{np.sqrt(0.5 / MODE_SAMPLES):.2f}), a lower bound on the policy's TV between them; "
+            "*its TV bound*: |y − y′| / (2σ · noise scale of y), capped at 1. The lower panels "
+            "of the figure show P(left) over the whole grid.",
             "",
         ]
     lines += [f"<!-- written by benchmarks/theory.py; numbers in {stem}.json -->", ""]
-    atomic_write_json(out.with_suffix(".json"), results)
+    atomic_write_json(out.with_suffix(".json"), _without_unplotted_paths(results))
     atomic_write_bytes(out.with_suffix(".md"), "\n".join(lines).encode())
 
 
@@ -801,34 +839,41 @@ def main() -> int:
         if out.with_suffix(".json").exists()
         else {}
     )
-    started = time.perf_counter()
     results = dict(previous)
+    seconds = dict(results.get("seconds", {}))
+    if not seconds and "meta" in previous:  # reports written before per-section timing
+        seconds = {section: previous["meta"]["seconds"] for section in previous["meta"]["sections"]}
+    load = dict(results.get("load", {}))
     try:
-        if "scalar" in args.sections:
-            results["scalar"] = compounding(args)
-            results["unstable"] = unstable_chunk()
-            scalar, unstable = results["scalar"], results["unstable"]
-            print(
-                f"scalar: mean learner rate {scalar['mean_learner_rate']:.4f}, raw chunk rate "
-                f"{unstable['raw_rate']:.4f}, gap with gains {max(unstable['gains_gap']):.3g}"
-            )
-        if "tv" in args.sections:
-            results["tv"] = step_policy_tv((0.01, 0.03, 0.1, 0.3))
-            worst = max(r["measured"] - r["bound"] for r in results["tv"]["rows"])
-            print(f"tv: largest measured - bound {worst:+.4f}")
-        if "bifurcation" in args.sections:
-            results["bifurcation"] = bifurcation(args)
+        for section in args.sections:
+            load[section] = os.getloadavg()[0]
+            started = time.perf_counter()
+            if section == "scalar":
+                results["scalar"] = compounding(args)
+                results["unstable"] = unstable_chunk()
+                scalar, unstable = results["scalar"], results["unstable"]
+                print(
+                    f"scalar: mean learner rate {scalar['mean_learner_rate']:.4f}, raw chunk rate "
+                    f"{unstable['raw_rate']:.4f}, gap with gains {max(unstable['gains_gap']):.3g}"
+                )
+            elif section == "tv":
+                results["tv"] = step_policy_tv((0.01, 0.03, 0.1, 0.3))
+                worst = max(r["measured"] - r["bound"] for r in results["tv"]["rows"])
+                print(f"tv: largest measured - bound {worst:+.4f}")
+            else:
+                results["bifurcation"] = bifurcation(args)
+            seconds[section] = time.perf_counter() - started
     except KeyboardInterrupt:
         return interrupted("theory.py", kept=f"the bifurcation records in {args.work}")
+    results["seconds"], results["load"] = seconds, load
     results["meta"] = {
         "when": time.strftime("%Y-%m-%d"),
-        "cpu": platform.processor() or platform.machine(),
-        "seconds": time.perf_counter() - started,
+        "cpu": _cpu_name(),
         "sections": list(args.sections),
         "args": asdict(args),
     }
     write_report(results, args, out)
-    print(f"wrote {out.with_suffix('.md')} in {results['meta']['seconds']:.0f} s")
+    print(f"wrote {out.with_suffix('.md')}; seconds per section: {seconds}")
     return 0
 
 

@@ -502,10 +502,16 @@ def fit(
             built as ``policy_class(obs_space, act_space, config, stats, seed=seed,
             env_id=..., layout=..., env_kwargs=...)``.
         phases: ``phases(policy) -> [Phase, ...]``, the policy's objective(s), run in order.
-        dataset, config, train_config, out_dir, seed, progress, tensorboard_dir, resume:
-            as for :func:`train`. Checkpoints are taken, and resumed from, in the last
-            phase; a checkpoint holds the earlier phases' histories, so a resumed run skips
-            them.
+        dataset: the chunk dataset, as for :func:`train`.
+        config: the policy's configuration (an instance of ``policy_class.config_class``).
+        train_config: optimisation settings, as for :func:`train`.
+        out_dir: where the policy, its checkpoints and ``training.json`` go, as for
+            :func:`train`. Checkpoints are taken, and resumed from, in the last phase; a
+            checkpoint holds the earlier phases' histories, so a resumed run skips them.
+        seed: seed of everything random in training.
+        progress: show a tqdm bar.
+        tensorboard_dir: TensorBoard scalars go there, as for :func:`train`.
+        resume: continue from the latest checkpoint under ``out_dir``, as for :func:`train`.
 
     Returns:
         the :class:`TrainResult`.

@@ -23,12 +23,17 @@ annotates and :mod:`hint_envs.data` stores.
 
 from __future__ import annotations
 
+import dataclasses
+import json
 import numbers
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, TypeVar
 
 import gymnasium as gym
 import numpy as np
+
+#: a frozen dataclass of task constants (``QuadrotorParams``, ``BifurcationParams``, ...)
+_P = TypeVar("_P")
 
 __all__ = [
     "Primitives",
@@ -48,6 +53,7 @@ __all__ = [
     "check_policy_spaces",
     "check_render_args",
     "STATE_OPTION",
+    "stored_params",
 ]
 
 #: Key of the ``reset`` option that puts a control environment into an exact state.
@@ -618,3 +624,38 @@ def check_policy_spaces(
             "chunk_length and gains setting the policy was trained with (wrap a control env in "
             "PrimitiveControllerWrapper with the policy's chunk_length and gains)"
         )
+
+
+def stored_params(attrs: dict[str, Any], params_class: type[_P], key: str = "params") -> _P:
+    """The task constants a demonstration stored in ``attrs[key]``, as ``params_class``.
+
+    ``attrs[key]`` may be a ``params_class``, a dict of its fields, or that dict as a JSON
+    string (what the experts store, since HDF5 attributes hold strings but not dicts); lists
+    become tuples. Absent means ``params_class()``, the defaults.
+
+    Raises:
+        TypeError: ``attrs[key]`` is of another type.
+        ValueError: it names fields ``params_class`` does not have, or values it rejects.
+    """
+    stored = attrs.get(key)
+    if stored is None:
+        return params_class()
+    if isinstance(stored, params_class):
+        return stored
+    if isinstance(stored, bytes):
+        stored = stored.decode()
+    if isinstance(stored, str):
+        stored = json.loads(stored)
+    name = params_class.__name__
+    if not isinstance(stored, dict):
+        raise TypeError(
+            f"demo.attrs[{key!r}] must be a {name}, a dict of its fields or that dict as JSON, "
+            f"got {type(stored).__name__}"
+        )
+    names = {f.name for f in dataclasses.fields(params_class)}
+    unknown = set(stored) - names
+    if unknown:
+        raise ValueError(
+            f"demo.attrs[{key!r}] has unknown fields {sorted(unknown)}; {name} has {sorted(names)}"
+        )
+    return params_class(**{k: tuple(v) if isinstance(v, list) else v for k, v in stored.items()})

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import numpy as np
 
-__all__ = ["paint_disk", "paint_segment"]
+__all__ = ["ArenaCanvas", "paint_disk", "paint_segment"]
 
 
 def _window(frame: np.ndarray, lo: np.ndarray, hi: np.ndarray, pad: float):
@@ -62,3 +62,71 @@ def paint_segment(frame, start, end, half_width, color) -> None:
     t = np.clip(t, 0.0, 1.0)
     d = np.hypot(cols - a[0] - t * ab[0], rows - a[1] - t * ab[1])
     _blend(frame, where, np.clip(half_width + 0.5 - d, 0.0, 1.0), color)
+
+
+class ArenaCanvas:
+    """A rectangular arena in metres drawn on a frame in pixels: the coordinate transform
+    and the background (outside, inside, a 1 m grid and the arena's border).
+
+    Args:
+        x_bounds: ``(low, high)`` of the horizontal world axis, in metres.
+        y_bounds: ``(low, high)`` of the vertical world axis (up), in metres.
+        scale: pixels per metre.
+        margin: metres shown around the arena.
+
+    Frames are ``(height, width, 3)`` uint8 with ``height = round((y range + 2 margin) *
+    scale)`` and ``width = round((x range + 2 margin) * scale)``.
+    """
+
+    def __init__(
+        self,
+        x_bounds: tuple[float, float],
+        y_bounds: tuple[float, float],
+        scale: float,
+        margin: float,
+    ):
+        self.x_bounds, self.y_bounds = tuple(x_bounds), tuple(y_bounds)
+        self.scale = float(scale)
+        self._x_min = self.x_bounds[0] - margin
+        self._y_max = self.y_bounds[1] + margin
+        self.width = int(round((self.x_bounds[1] - self.x_bounds[0] + 2 * margin) * scale))
+        self.height = int(round((self.y_bounds[1] - self.y_bounds[0] + 2 * margin) * scale))
+
+    def to_pixels(self, xy: np.ndarray) -> np.ndarray:
+        """World ``(..., 2)`` points in metres -> ``(..., 2)`` ``(col, row)`` pixels."""
+        xy = np.asarray(xy, dtype=np.float64)
+        col = (xy[..., 0] - self._x_min) * self.scale - 0.5
+        row = (self._y_max - xy[..., 1]) * self.scale - 0.5
+        return np.stack([col, row], axis=-1)
+
+    def arena_frame(self, colors: dict[str, tuple[int, int, int]]) -> np.ndarray:
+        """A new frame with the arena: ``colors`` holds ``"outside"``, ``"inside"``,
+        ``"grid"`` (lines every metre) and ``"box"`` (the border)."""
+        frame = np.empty((self.height, self.width, 3), dtype=np.uint8)
+        frame[:] = colors["outside"]
+        # top-left and bottom-right corners of the arena, in pixels
+        c0, r0 = self.to_pixels(np.array([self.x_bounds[0], self.y_bounds[1]]))
+        c1, r1 = self.to_pixels(np.array([self.x_bounds[1], self.y_bounds[0]]))
+        box = (
+            slice(max(int(np.ceil(r0)), 0), int(np.floor(r1)) + 1),
+            slice(max(int(np.ceil(c0)), 0), int(np.floor(c1)) + 1),
+        )
+        frame[box] = colors["inside"]
+        for x in range(int(np.ceil(self.x_bounds[0])), int(np.floor(self.x_bounds[1])) + 1):
+            col = int(round(self.to_pixels(np.array([x, 0.0]))[0]))
+            frame[box[0], col] = colors["grid"]
+        for y in range(int(np.ceil(self.y_bounds[0])), int(np.floor(self.y_bounds[1])) + 1):
+            row = int(round(self.to_pixels(np.array([0.0, y]))[1]))
+            frame[row, box[1]] = colors["grid"]
+        corners = [(c0, r0), (c1, r0), (c1, r1), (c0, r1), (c0, r0)]
+        for start, end in zip(corners[:-1], corners[1:], strict=True):
+            paint_segment(frame, start, end, 1.0, colors["box"])
+        return frame
+
+    def paint_goal(
+        self, frame: np.ndarray, goal: np.ndarray, tolerance: float, color: tuple[int, int, int]
+    ) -> None:
+        """The goal at ``goal`` (metres): a ring of radius ``tolerance`` (metres) and a dot."""
+        center = self.to_pixels(np.asarray(goal))
+        paint_disk(frame, center, tolerance * self.scale, color, ring_width=2.0)
+        paint_disk(frame, center, 3.5, color)

@@ -42,7 +42,7 @@ from hint_envs.core import (
     check_state,
     check_state_bounds,
 )
-from hint_envs.envs._draw import paint_disk, paint_segment
+from hint_envs.envs._draw import ArenaCanvas, paint_disk, paint_segment
 
 __all__ = [
     "STATE_DIM",
@@ -314,7 +314,7 @@ _COLORS = {
 }
 
 
-class BifurcationRenderer:
+class BifurcationRenderer(ArenaCanvas):
     """Draws RGB frames of the bifurcation task with numpy only.
 
     A frame shows the arena (leaving it ends the episode) on a 1 m grid, the start band
@@ -332,48 +332,18 @@ class BifurcationRenderer:
     def __init__(
         self, params: BifurcationParams, scale: float = RENDER_SCALE, margin: float = 0.25
     ):
+        super().__init__(params.x_bounds, params.y_bounds, scale, margin)
         self.params = params
-        self.scale = float(scale)
-        self._x_min = params.x_bounds[0] - margin
-        self._y_max = params.y_bounds[1] + margin
-        self.width = int(round((params.x_bounds[1] - params.x_bounds[0] + 2 * margin) * scale))
-        self.height = int(round((params.y_bounds[1] - params.y_bounds[0] + 2 * margin) * scale))
         self._background = self._draw_background()
-
-    def to_pixels(self, xy: np.ndarray) -> np.ndarray:
-        """World ``(..., 2)`` points in metres -> ``(..., 2)`` ``(col, row)`` pixels."""
-        xy = np.asarray(xy, dtype=np.float64)
-        col = (xy[..., 0] - self._x_min) * self.scale - 0.5
-        row = (self._y_max - xy[..., 1]) * self.scale - 0.5
-        return np.stack([col, row], axis=-1)
 
     def _draw_background(self) -> np.ndarray:
         p = self.params
-        frame = np.empty((self.height, self.width, 3), dtype=np.uint8)
-        frame[:] = _COLORS["outside"]
-        c0, r0 = self.to_pixels(np.array([p.x_bounds[0], p.y_bounds[1]]))
-        c1, r1 = self.to_pixels(np.array([p.x_bounds[1], p.y_bounds[0]]))
-        box = (
-            slice(max(int(np.ceil(r0)), 0), int(np.floor(r1)) + 1),
-            slice(max(int(np.ceil(c0)), 0), int(np.floor(c1)) + 1),
-        )
-        frame[box] = _COLORS["inside"]
-        for x in range(int(np.ceil(p.x_bounds[0])), int(np.floor(p.x_bounds[1])) + 1):
-            col = int(round(self.to_pixels(np.array([x, 0.0]))[0]))
-            frame[box[0], col] = _COLORS["grid"]
-        for y in range(int(np.ceil(p.y_bounds[0])), int(np.floor(p.y_bounds[1])) + 1):
-            row = int(round(self.to_pixels(np.array([0.0, y]))[1]))
-            frame[row, box[1]] = _COLORS["grid"]
-        corners = [(c0, r0), (c1, r0), (c1, r1), (c0, r1), (c0, r0)]
-        for start, end in zip(corners[:-1], corners[1:], strict=True):
-            paint_segment(frame, start, end, 1.0, _COLORS["box"])
+        frame = self.arena_frame(_COLORS)
         band = self.to_pixels(np.array([[p.start_x, -p.start_width], [p.start_x, p.start_width]]))
         paint_segment(frame, band[0], band[1], 4.0, _COLORS["start"])
         obstacle = self.to_pixels(np.asarray(p.obstacle_center))
         paint_disk(frame, obstacle, p.obstacle_radius * self.scale, _COLORS["obstacle"])
-        goal = self.to_pixels(np.asarray(p.goal))
-        paint_disk(frame, goal, p.goal_tolerance * self.scale, _COLORS["goal"], ring_width=2.0)
-        paint_disk(frame, goal, 3.5, _COLORS["goal"])
+        self.paint_goal(frame, p.goal, p.goal_tolerance, _COLORS["goal"])
         return frame
 
     def draw(self, state: np.ndarray, trail: np.ndarray | None = None) -> np.ndarray:

@@ -18,13 +18,11 @@ of velocity error, so a 0.2 m deviation asks for about half the default input ra
 
 from __future__ import annotations
 
-import dataclasses
-import json
 from typing import Any
 
 import numpy as np
 
-from hint_envs.core import Demonstration, Primitives
+from hint_envs.core import Demonstration, Primitives, stored_params
 from hint_envs.envs.bifurcation import STATE_DIM, BifurcationParams, jacobians
 from hint_envs.synthesis.lqr import dare, synthesize_tvlqr
 
@@ -37,37 +35,10 @@ DEFAULT_R = np.diag([1.0, 1.0])
 
 
 def params_from_attrs(attrs: dict[str, Any]) -> BifurcationParams:
-    """The :class:`BifurcationParams` stored in a demonstration's ``attrs["params"]``.
-
-    ``attrs["params"]`` may be a ``BifurcationParams``, a dict of its fields, or that dict
-    as a JSON string (what :class:`~hint_envs.experts.bifurcation.BifurcationExpert`
-    stores for non-default constants). Absent means the defaults.
-
-    Raises:
-        TypeError: ``attrs["params"]`` is of another type.
-        ValueError: it names unknown fields, or a value :class:`BifurcationParams` rejects.
-    """
-    stored = attrs.get("params")
-    if stored is None:
-        return BifurcationParams()
-    if isinstance(stored, BifurcationParams):
-        return stored
-    if isinstance(stored, bytes):
-        stored = stored.decode()
-    if isinstance(stored, str):
-        stored = json.loads(stored)
-    if not isinstance(stored, dict):
-        raise TypeError(
-            "demo.attrs['params'] must be a BifurcationParams, a dict of its fields or that dict "
-            f"as JSON, got {type(stored).__name__}"
-        )
-    names = {f.name for f in dataclasses.fields(BifurcationParams)}
-    unknown = set(stored) - names
-    if unknown:
-        raise ValueError(
-            f"demo.attrs['params'] has unknown fields {sorted(unknown)}; known: {sorted(names)}"
-        )
-    return BifurcationParams(**stored)
+    """The :class:`BifurcationParams` stored in a demonstration's ``attrs["params"]`` (a
+    ``BifurcationParams``, a dict of its fields or that dict as JSON; absent: the defaults), by
+    :func:`hint_envs.core.stored_params`."""
+    return stored_params(attrs, BifurcationParams)
 
 
 def synthesize(

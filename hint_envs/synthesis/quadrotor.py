@@ -19,14 +19,12 @@ for position errors up to about 0.3 m.
 
 from __future__ import annotations
 
-import dataclasses
-import json
 from functools import partial
 from typing import Any
 
 import numpy as np
 
-from hint_envs.core import Demonstration, Primitives
+from hint_envs.core import Demonstration, Primitives, stored_params
 from hint_envs.envs.planar_quadrotor import STATE_DIM, QuadrotorParams, jacobians
 from hint_envs.synthesis.lqr import dare, synthesize_tvlqr
 
@@ -39,31 +37,10 @@ DEFAULT_R = np.diag([0.1, 100.0])
 
 
 def params_from_attrs(attrs: dict[str, Any]) -> QuadrotorParams:
-    """The :class:`QuadrotorParams` stored in a demonstration's ``attrs["params"]``.
-
-    ``attrs["params"]`` may be a ``QuadrotorParams``, a dict of its fields, or that dict as
-    a JSON string (what :class:`~hint_envs.experts.quadrotor.QuadrotorExpert` stores, since
-    HDF5 attributes hold strings but not dicts). Absent means the defaults.
-    """
-    stored = attrs.get("params")
-    if stored is None:
-        return QuadrotorParams()
-    if isinstance(stored, QuadrotorParams):
-        return stored
-    if isinstance(stored, bytes):
-        stored = stored.decode()
-    if isinstance(stored, str):
-        stored = json.loads(stored)
-    if not isinstance(stored, dict):
-        raise TypeError(
-            "demo.attrs['params'] must be a QuadrotorParams, a dict of its fields or that dict "
-            f"as JSON, got {type(stored).__name__}"
-        )
-    names = {f.name for f in dataclasses.fields(QuadrotorParams)}
-    unknown = set(stored) - names
-    if unknown:
-        raise ValueError(f"demo.attrs['params'] has unknown fields {sorted(unknown)}")
-    return QuadrotorParams(**{k: tuple(v) if isinstance(v, list) else v for k, v in stored.items()})
+    """The :class:`QuadrotorParams` stored in a demonstration's ``attrs["params"]`` (a
+    ``QuadrotorParams``, a dict of its fields or that dict as JSON; absent: the defaults), by
+    :func:`hint_envs.core.stored_params`."""
+    return stored_params(attrs, QuadrotorParams)
 
 
 def synthesize(

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from hint_envs.envs._draw import paint_disk, paint_segment
+from hint_envs.envs._draw import ArenaCanvas, paint_disk, paint_segment
 from hint_envs.envs.planar_quadrotor.physics import QuadrotorParams
 
 #: Pixels per metre of rendered frames.
@@ -28,7 +28,7 @@ _COLORS = {
 }
 
 
-class QuadrotorRenderer:
+class QuadrotorRenderer(ArenaCanvas):
     """Draws RGB frames of the planar quadrotor task with numpy only.
 
     A frame shows the flight box (leaving it ends the episode) on a 1 m grid, the obstacle
@@ -48,42 +48,13 @@ class QuadrotorRenderer:
     """
 
     def __init__(self, params: QuadrotorParams, scale: float = RENDER_SCALE, margin: float = 0.25):
+        super().__init__(params.x_bounds, params.z_bounds, scale, margin)
         self.params = params
-        self.scale = float(scale)
-        self._x_min = params.x_bounds[0] - margin
-        self._z_max = params.z_bounds[1] + margin
-        self.width = int(round((params.x_bounds[1] - params.x_bounds[0] + 2 * margin) * scale))
-        self.height = int(round((params.z_bounds[1] - params.z_bounds[0] + 2 * margin) * scale))
         self._background = self._draw_background()
-
-    def to_pixels(self, xz: np.ndarray) -> np.ndarray:
-        """World ``(..., 2)`` points ``(x, z)`` in metres -> ``(..., 2)`` ``(col, row)`` pixels."""
-        xz = np.asarray(xz, dtype=np.float64)
-        col = (xz[..., 0] - self._x_min) * self.scale - 0.5
-        row = (self._z_max - xz[..., 1]) * self.scale - 0.5
-        return np.stack([col, row], axis=-1)
 
     def _draw_background(self) -> np.ndarray:
         p = self.params
-        frame = np.empty((self.height, self.width, 3), dtype=np.uint8)
-        frame[:] = _COLORS["outside"]
-        # top-left and bottom-right corners of the flight box, in pixels
-        c0, r0 = self.to_pixels(np.array([p.x_bounds[0], p.z_bounds[1]]))
-        c1, r1 = self.to_pixels(np.array([p.x_bounds[1], p.z_bounds[0]]))
-        box = (
-            slice(int(np.ceil(r0)), int(np.floor(r1)) + 1),
-            slice(int(np.ceil(c0)), int(np.floor(c1)) + 1),
-        )
-        frame[box] = _COLORS["inside"]
-        for x in range(int(np.ceil(p.x_bounds[0])), int(np.floor(p.x_bounds[1])) + 1):
-            col = int(round(self.to_pixels(np.array([x, 0.0]))[0]))
-            frame[box[0], col] = _COLORS["grid"]
-        for z in range(int(np.ceil(p.z_bounds[0])), int(np.floor(p.z_bounds[1])) + 1):
-            row = int(round(self.to_pixels(np.array([0.0, z]))[1]))
-            frame[row, box[1]] = _COLORS["grid"]
-        corners = [(c0, r0), (c1, r0), (c1, r1), (c0, r1), (c0, r0)]
-        for start, end in zip(corners[:-1], corners[1:], strict=True):
-            paint_segment(frame, start, end, 1.0, _COLORS["box"])
+        frame = self.arena_frame(_COLORS)
         obstacle = self.to_pixels(np.asarray(p.obstacle_center))
         paint_disk(
             frame,
@@ -93,9 +64,7 @@ class QuadrotorRenderer:
             ring_width=1.5,
         )
         paint_disk(frame, obstacle, p.obstacle_radius * self.scale, _COLORS["obstacle"])
-        goal = self.to_pixels(np.asarray(p.goal))
-        paint_disk(frame, goal, p.goal_tolerance * self.scale, _COLORS["goal"], ring_width=2.0)
-        paint_disk(frame, goal, 3.5, _COLORS["goal"])
+        self.paint_goal(frame, p.goal, p.goal_tolerance, _COLORS["goal"])
         return frame
 
     def draw(self, state: np.ndarray, trail: np.ndarray | None = None) -> np.ndarray:

@@ -323,16 +323,15 @@ class DDPMChunkingPolicy(ChunkPolicyBase):
     def compile_sampler(self, **kwargs: Any) -> DDPMChunkingPolicy:
         """Sample through ``torch.compile`` of the denoiser (opt-in; returns self).
 
-        On CPU it compiles :func:`policies.cpu_inference.cpu_inference_model` of the
-        inference weights (the same weights, its convolutions as GEMMs from batch 8);
-        elsewhere the plain denoiser. Inductor fuses the elementwise work between the matrix
-        products (group norm, FiLM, Mish, the convolutions' gathers), most of a U-Net call
-        on CPU. Call it after moving the policy to its device; training, EMA updates and
-        loads need no new call (the compiled model shares the weights). Each new batch size
-        compiles once (``dynamic=False`` by default), from half a minute to two minutes on 2
-        cores; measure with ``benchmarks/sampling_latency.py --compile``. Results agree
-        with eager sampling to float32 rounding, not bit for bit. ``kwargs`` go to
-        ``torch.compile``.
+        On CPU it compiles :func:`policies.cpu_inference.cpu_inference_model` of the inference
+        weights (the same weights; the U-Net run time-major with its convolutions as GEMMs, and Mish
+        in closed form); elsewhere the plain denoiser. Inductor fuses the elementwise work between
+        the matrix products (group norm, FiLM, Mish, the convolutions' gathers), most of a U-Net
+        call on CPU. Call it after moving the policy to its device; training, EMA updates and loads
+        need no new call (the compiled model shares the weights). Each new batch size compiles once
+        (``dynamic=False`` by default), from half a minute to two minutes on 2 cores; measure with
+        ``benchmarks/sampling_latency.py --compile``. Results agree with eager sampling to float32
+        rounding, not bit for bit. ``kwargs`` go to ``torch.compile``.
         """
         kwargs.setdefault("dynamic", False)
         model = self.inference_denoiser

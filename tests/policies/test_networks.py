@@ -1,6 +1,7 @@
 """The denoisers (policies.networks) and their CPU inference form (policies.cpu_inference):
 shapes, plain torch modules, FiLM precomputation, the U-Net against torch's functional
-ops, the GEMM model against the plain one, and policies saved by the previous code."""
+ops, the time-major inference model and its pieces against the plain ones, and policies
+saved by the previous code."""
 
 from __future__ import annotations
 
@@ -13,7 +14,14 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from policies.cpu_inference import GEMM_MIN_BATCH, cpu_inference_model
+from policies.cpu_inference import (
+    TAPS_MIN_BATCH,
+    ClosedFormMish,
+    TimeMajorConv1d,
+    TimeMajorConvTranspose1d,
+    TimeMajorGroupNorm,
+    cpu_inference_model,
+)
 from policies.networks import ConditionalUnet1D, MLPDenoiser, count_parameters
 from policies.serialization import load_policy
 
@@ -130,8 +138,58 @@ def test_unet_of_the_hint_paper_size():
 
 
 # ---------------------------------------------------------------- CPU inference model
+def _time_major(x: torch.Tensor) -> torch.Tensor:
+    """``(B, C, T)`` -> time-major ``(T, B, C)`` contiguous."""
+    return x.permute(2, 0, 1).contiguous()
+
+
+@pytest.mark.parametrize(
+    ("kernel_size", "stride", "bias"), [(5, 1, True), (3, 1, True), (3, 2, True), (1, 1, False)]
+)
+@pytest.mark.parametrize("length", [4, 8])
+def test_time_major_conv1d_equals_conv1d_by_both_schemes(kernel_size, stride, bias, length):
+    """im2col (below TAPS_MIN_BATCH, and for strides and 1x1) and the per-tap GEMMs."""
+    torch.manual_seed(0)
+    conv = nn.Conv1d(6, 10, kernel_size, stride, padding=kernel_size // 2, bias=bias)
+    x = torch.randn(TAPS_MIN_BATCH + 1, 6, length)
+    expected = _time_major(conv(x))
+    conv.__class__ = TimeMajorConv1d
+    torch.testing.assert_close(conv(_time_major(x)), expected)  # taps where they apply
+    torch.testing.assert_close(conv.im2col(_time_major(x)), expected)
+    torch.testing.assert_close(conv(_time_major(x[:1])), expected[:, :1])  # im2col
+
+
+def test_time_major_conv_transpose1d_equals_conv_transpose1d():
+    torch.manual_seed(0)
+    conv = nn.ConvTranspose1d(6, 10, 4, 2, 1)
+    x = torch.randn(3, 6, 4)
+    expected = conv(x)
+    conv.__class__ = TimeMajorConvTranspose1d
+    torch.testing.assert_close(conv(_time_major(x)), _time_major(expected))
+
+
+def test_time_major_group_norm_equals_group_norm():
+    torch.manual_seed(0)
+    norm = nn.GroupNorm(4, 12)
+    with torch.no_grad():
+        norm.weight.normal_()
+        norm.bias.normal_()
+    x = 3 * torch.randn(5, 12, 8) + 1
+    expected = norm(x)
+    norm.__class__ = TimeMajorGroupNorm
+    torch.testing.assert_close(norm(_time_major(x)), _time_major(expected))
+
+
+def test_closed_form_mish_equals_mish_also_where_exp_overflows():
+    """To float32 rounding of ``x`` (the closed form subtracts two terms of size ``|x|``)."""
+    x = torch.cat([torch.linspace(-30, 30, 1001), torch.tensor([-1e4, -100.0, 100.0, 1e4])])
+    ours, theirs = ClosedFormMish()(x), F.mish(x)
+    assert torch.isfinite(ours).all()
+    assert ((ours - theirs).abs() <= 1e-6 * theirs.abs() + 2e-7 * x.abs() + 1e-7).all()
+
+
 @pytest.mark.parametrize("kernel_size", [3, 5])
-@pytest.mark.parametrize("batch", [1, GEMM_MIN_BATCH + 1])  # torch's kernels, the GEMMs
+@pytest.mark.parametrize("batch", [1, TAPS_MIN_BATCH + 1])  # im2col, per-tap GEMMs
 def test_cpu_inference_model_computes_the_same(kernel_size, batch):
     net = small_unet(kernel_size)
     fast = cpu_inference_model(net)
@@ -147,9 +205,14 @@ def test_cpu_inference_model_shares_the_state_dict_and_follows_weight_changes():
     assert list(ours) == list(theirs)
     for key, value in ours.items():
         assert theirs[key].data_ptr() == value.data_ptr(), key  # the same tensors
-    assert not any("Gemm" in type(m).__name__ for m in net.modules())  # net is unchanged
-    assert any("Gemm" in type(m).__name__ for m in fast.modules())
-    x, t, cond = _inputs(GEMM_MIN_BATCH)
+    assert all(
+        type(m).__module__.startswith("torch") or type(m).__module__ == "policies.networks"
+        for m in net.modules()
+    )  # net is unchanged
+    inference_classes = {type(m) for m in fast.modules()}
+    for cls in (TimeMajorConv1d, TimeMajorConvTranspose1d, TimeMajorGroupNorm, ClosedFormMish):
+        assert cls in inference_classes
+    x, t, cond = _inputs(8)
     with torch.no_grad():
         for p in net.parameters():  # an optimiser step, an EMA update or a load
             p.mul_(0.9)
@@ -160,7 +223,7 @@ def test_cpu_inference_model_shares_the_state_dict_and_follows_weight_changes():
 def test_cpu_inference_model_of_the_mlp_is_the_same_function():
     net = small_mlp()
     fast = cpu_inference_model(net)
-    x, t, cond = _inputs(GEMM_MIN_BATCH)
+    x, t, cond = _inputs(8)
     with torch.inference_mode():
         torch.testing.assert_close(fast(x, t, cond), net(x, t, cond), atol=0, rtol=0)
 

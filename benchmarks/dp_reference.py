@@ -140,7 +140,7 @@ def from_denoiser(net: ConditionalUnet1D) -> ReferenceUnet1D:
     for i in (1, 3):
         copy(f"step_encoder.{i}.weight", f"step_encoder.{i}.weight")
         copy(f"step_encoder.{i}.bias", f"step_encoder.{i}.bias")
-    ours = net._blocks  # the residual blocks in the order of their FiLM rows
+    ours = net.film_blocks()  # the residual blocks in the order of their FiLM rows
     theirs = [m for m in reference.modules() if isinstance(m, _ResBlock)]
     names = {id(m): n for n, m in net.named_modules()}
     ref_names = {id(m): n for n, m in reference.named_modules()}

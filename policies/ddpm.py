@@ -36,22 +36,13 @@ from hint_envs.core import CompositeActionLayout
 from hint_envs.data.normalization import NormalizationStats
 from policies.base import ChunkPolicyBase
 from policies.config import DDPMPolicyConfig
+from policies.cpu_inference import cpu_inference_model
 from policies.networks import ConditionalUnet1D, Denoiser, MLPDenoiser, count_parameters
 from policies.sampling import DiffusionSampler
 
 __all__ = ["DDPMChunkingPolicy", "build_denoiser", "make_sampler"]
 
 logger = logging.getLogger(__name__)
-
-
-#: Inductor options ``compile_sampler`` adds unless ``mode`` is given. Inductor inlines a
-#: pointwise result into every reader unless the result is "large" (more than 50 ops on
-#: CPU) or holds an exponential: the group norm, FiLM and Mish before a Winograd
-#: convolution were recomputed for each of the input transform's up to 8 reads of a time
-#: step. A threshold of 8 ops stores them once per conv block, which makes a compiled
-#: U-Net call a little faster at large batches and no slower at batch 1
-#: (docs/results/sampling.md, "torch.compile").
-COMPILE_OPTIONS: dict[str, Any] = {"realize_opcount_threshold": 8}
 
 
 def build_denoiser(config: DDPMPolicyConfig, controller_size: int, obs_size: int) -> Denoiser:
@@ -297,20 +288,15 @@ class DDPMChunkingPolicy(ChunkPolicyBase):
         was_training = model.training
         if was_training:  # (eval() walks every module: skip it when already in eval mode)
             model.eval()
-        body = model.forward_parts if self._compiled_body is None else self._compiled_body
+        body = model.denoise if self._compiled_body is None else self._compiled_body
         try:
             with torch.inference_mode():
-                if self._compiled_body is not None:
-                    model.prepare_inference()
                 cond = self.normalize_obs(obs)
-                obs_film = model.obs_films(cond)
+                obs_film = model.obs_films(cond)  # once per chunk
                 step_films = model.step_films(self.sampler.timesteps.to(cond.device))
-                film = torch.empty_like(obs_film)
-                parts = model.split_film(film)  # views: follow the in-place updates of film
 
                 def denoise(x: torch.Tensor, i: int) -> torch.Tensor:
-                    torch.add(obs_film, step_films[i], out=film)
-                    return body(x, parts)
+                    return body(x, obs_film + step_films[i])
 
                 shape = (obs.shape[0], self.config.horizon, self.controller_size)
                 chunk = self.sampler.sample(denoise, shape, generator)
@@ -335,22 +321,23 @@ class DDPMChunkingPolicy(ChunkPolicyBase):
         return self
 
     def compile_sampler(self, **kwargs: Any) -> DDPMChunkingPolicy:
-        """Sample through ``torch.compile`` of the denoiser's body (opt-in; returns self).
+        """Sample through ``torch.compile`` of the denoiser (opt-in; returns self).
 
-        Inductor fuses the elementwise work between the matrix products (group norm, Mish,
-        FiLM and, from batch 8, the Winograd transforms of the U-Net's convolutions, see
-        ``policies.networks._Conv1d``), which is most of a U-Net call on CPU, so compiled
-        calls are faster than eager ones (timings in docs/results/sampling.md). Each new
-        batch size compiles once (``dynamic=False`` by default), which takes a while;
-        measure with ``benchmarks/sampling_latency.py --compile``. Results agree with eager
-        sampling to float32 rounding, not bit for bit. ``kwargs`` go to ``torch.compile``;
-        unless they set ``mode``, their ``options`` are added to :data:`COMPILE_OPTIONS`
-        (and win).
+        On CPU it compiles :func:`policies.cpu_inference.cpu_inference_model` of the inference
+        weights (the same weights; the U-Net run time-major with its convolutions as GEMMs, and Mish
+        in closed form); elsewhere the plain denoiser. Inductor fuses the elementwise work between
+        the matrix products (group norm, FiLM, Mish, the convolutions' gathers), most of a U-Net
+        call on CPU. Call it after moving the policy to its device; training, EMA updates and loads
+        need no new call (the compiled model shares the weights). Each new batch size compiles once
+        (``dynamic=False`` by default), from half a minute to two minutes on 2 cores; measure with
+        ``benchmarks/sampling_latency.py --compile``. Results agree with eager sampling to float32
+        rounding, not bit for bit. ``kwargs`` go to ``torch.compile``.
         """
         kwargs.setdefault("dynamic", False)
-        if "mode" not in kwargs:  # torch.compile takes mode or options, not both
-            kwargs["options"] = {**COMPILE_OPTIONS, **(kwargs.get("options") or {})}
-        self._compiled_body = torch.compile(self.inference_denoiser.forward_parts, **kwargs)
+        model = self.inference_denoiser
+        if self.device.type == "cpu":
+            model = cpu_inference_model(model)
+        self._compiled_body = torch.compile(model.denoise, **kwargs)
         return self
 
     def _predict(self, observation: torch.Tensor, deterministic: bool = False) -> torch.Tensor:

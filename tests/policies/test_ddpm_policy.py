@@ -1,5 +1,6 @@
 """DDPMChunkingPolicy: spaces, predict shapes and dtypes, seeding, the sampler against
-diffusers, the denoisers' fast paths, and SB3's evaluate_policy on the chunk-level env."""
+diffusers, compile_sampler, and SB3's evaluate_policy on the chunk-level env (the denoisers
+themselves: test_networks.py)."""
 
 from __future__ import annotations
 
@@ -7,24 +8,14 @@ import gymnasium as gym
 import numpy as np
 import pytest
 import torch
-import torch.nn.functional as F
 from policy_testing import ENV_ID, make_chunk_env, make_dataset, make_policy, tiny_config
 from stable_baselines3.common.evaluation import evaluate_policy
 from stable_baselines3.common.monitor import Monitor
 from stable_baselines3.common.vec_env import DummyVecEnv
 
 from hint_envs.wrappers import ReplicaNoiseWrapper
-from policies.ddpm import COMPILE_OPTIONS, DDPMChunkingPolicy
-from policies.networks import (
-    TAPS_MIN_BATCH,
-    ConditionalUnet1D,
-    MLPDenoiser,
-    _Conv1d,
-    count_parameters,
-    mish,
-    winograd_matrices,
-    winograd_plan,
-)
+from policies.cpu_inference import TimeMajorUnet1D
+from policies.ddpm import DDPMChunkingPolicy
 from policies.sampling import DiffusionSampler
 
 
@@ -244,163 +235,6 @@ def test_add_noise_matches_diffusers():
     )
 
 
-# ---------------------------------------------------------------- denoisers
-def test_fast_mish_matches_torch():
-    from policies.networks import _FUSED_MISH_BELOW
-
-    x = torch.linspace(-120, 120, 4 * _FUSED_MISH_BELOW + 1)  # large: the closed form
-    x[:3] = torch.tensor([-1e30, 1e30, 0.0])  # e^x and n overflow, or vanish
-    torch.testing.assert_close(mish(x), F.mish(x), atol=1e-5, rtol=1e-5)
-    small = x[:: 2 * _FUSED_MISH_BELOW]  # torch's kernel
-    torch.testing.assert_close(mish(small), F.mish(small), atol=1e-5, rtol=1e-5)
-
-
-@pytest.mark.parametrize("denoiser", ["mlp", "unet1d"])
-def test_precomputed_films_equal_the_plain_forward(denoiser):
-    torch.manual_seed(0)
-    if denoiser == "mlp":
-        net = MLPDenoiser(20, 12, 16, widths=(64, 64), step_embed_dim=16)
-    else:
-        net = ConditionalUnet1D(20, 12, 16, down_dims=(16, 32, 64), n_groups=4, step_embed_dim=16)
-    x, cond = torch.randn(3, 16, 20), torch.randn(3, 12)
-    t = torch.tensor([4, 4, 4])
-    plain = net(x, t, cond)
-    with torch.inference_mode():
-        film = net.obs_films(cond) + net.step_films(torch.tensor([9, 4]))[1]
-        fast = net.denoise(x, film)
-    assert plain.shape == (3, 16, 20)
-    torch.testing.assert_close(fast, plain, atol=1e-5, rtol=1e-5)
-
-
-@pytest.mark.parametrize("batch", [2, TAPS_MIN_BATCH + 1])  # im2col and per-tap GEMMs
-def test_unet_equals_a_reference_built_from_torch_convolutions(batch):
-    """The time-major GEMM convolutions, group norm and U-Net wiring against torch's
-    F.conv1d / F.group_norm / F.conv_transpose1d on (B, C, T)."""
-    torch.manual_seed(0)
-    net = ConditionalUnet1D(20, 12, 16, down_dims=(16, 32, 64), n_groups=4, kernel_size=5)
-
-    def block(b, x):
-        return F.mish(
-            F.group_norm(
-                F.conv1d(x, b.conv.weight, b.conv.bias, padding=2), 4, b.norm.weight, b.norm.bias
-            )
-        )
-
-    def res(r, x, film):
-        scale, bias = film.view(x.shape[0], 2, -1, 1).unbind(1)
-        h = block(r.block2, scale * block(r.block1, x) + bias)
-        skip = (
-            x
-            if isinstance(r.residual, torch.nn.Identity)
-            else F.conv1d(x, r.residual.weight, r.residual.bias)
-        )
-        return h + skip
-
-    x, cond = torch.randn(batch, 16, 20), torch.randn(batch, 12)
-    t = torch.arange(batch) * 7
-    films = iter((net.obs_films(cond) + net.step_films(t)).split(net.film_sizes, dim=-1))
-    h, skips = x.transpose(1, 2), []
-    for r1, r2, down in net.down:
-        h = res(r2, res(r1, h, next(films)), next(films))
-        skips.append(h)
-        if not isinstance(down, torch.nn.Identity):
-            h = F.conv1d(h, down.weight, down.bias, stride=2, padding=1)
-    for r in net.mid:
-        h = res(r, h, next(films))
-    for r1, r2, up in net.up:
-        h = torch.cat([h, skips.pop()], dim=1)
-        h = res(r2, res(r1, h, next(films)), next(films))
-        h = F.conv_transpose1d(h, up.weight, up.bias, stride=2, padding=1)
-    h = F.conv1d(block(net.final_block, h), net.final_conv.weight, net.final_conv.bias)
-    torch.testing.assert_close(net(x, t, cond), h.transpose(1, 2), atol=1e-4, rtol=1e-4)
-    with torch.inference_mode():  # the cached tap weights give the same
-        torch.testing.assert_close(net(x, t, cond), h.transpose(1, 2), atol=1e-4, rtol=1e-4)
-
-
-@pytest.mark.parametrize("k", [3, 5])
-def test_winograd_matrices_compute_the_correlation(k):
-    at, g, bt = winograd_matrices(4, k)
-    d, w = torch.randn(4 + k - 1, dtype=torch.float64), torch.randn(k, dtype=torch.float64)
-    direct = torch.stack([(w * d[i : i + k]).sum() for i in range(4)])
-    torch.testing.assert_close(at @ ((g @ w) * (bt @ d)), direct, atol=1e-12, rtol=1e-12)
-
-
-@pytest.mark.parametrize("k", [3, 5])
-def test_one_tile_plan_computes_the_same_length_convolution(k):
-    """A 4-step sequence is one tile; for k = 5 the transposed problem takes 7 products."""
-    at, g, dt = winograd_plan(4, k, single_tile=True)
-    assert at.shape[1] == (7 if k == 5 else 4 + k - 1)
-    x, w = torch.randn(4, dtype=torch.float64), torch.randn(k, dtype=torch.float64)
-    direct = F.conv1d(x.view(1, 1, 4), w.view(1, 1, k), padding=k // 2).view(4)
-    torch.testing.assert_close(at @ ((g @ w) * (dt @ x)), direct, atol=1e-12, rtol=1e-12)
-
-
-@pytest.mark.parametrize("length", [4, 8, 16])
-def test_winograd_convolution_equals_torch_and_follows_weight_changes(length):
-    torch.manual_seed(0)
-    conv = _Conv1d(24, 40, 5, padding=2)
-    x = torch.randn(length, TAPS_MIN_BATCH + 1, 24)
-
-    def reference():
-        return F.conv1d(x.permute(1, 2, 0), conv.weight, conv.bias, padding=2).permute(2, 0, 1)
-
-    with torch.inference_mode():
-        y = conv(x)
-    cache = "_winograd_single_cache" if length == 4 else "_winograd_cache"
-    assert getattr(conv, cache) is not None  # this call took the Winograd path
-    assert getattr(conv, cache)[0].shape[1] == (7 if length == 4 else 8)  # products per tile
-    torch.testing.assert_close(y, reference(), atol=2e-5, rtol=1e-5)
-    with torch.no_grad():
-        conv.weight.mul_(-0.5)  # an optimiser step or EMA update: the cached transform goes
-    with torch.inference_mode():
-        torch.testing.assert_close(conv(x), reference(), atol=2e-5, rtol=1e-5)
-
-
-@pytest.mark.parametrize("length", [4, 8, 16])
-def test_winograd_pointwise_transforms_equal_torch(length):
-    """The compiled graph's Winograd (transforms as sums of slices) run eagerly."""
-    torch.manual_seed(0)
-    conv = _Conv1d(24, 40, 5, padding=2)
-    x = torch.randn(length, TAPS_MIN_BATCH, 24)
-    with torch.inference_mode():
-        conv.prepare_inference()
-        y = conv._winograd_pointwise(x, 2)
-    reference = F.conv1d(x.permute(1, 2, 0), conv.weight, conv.bias, padding=2).permute(2, 0, 1)
-    torch.testing.assert_close(y, reference, atol=2e-5, rtol=1e-5)
-
-
-def test_kernels_beyond_winograd_points_use_the_taps():
-    conv = _Conv1d(8, 8, 7, padding=3)
-    x = torch.randn(8, TAPS_MIN_BATCH, 8)
-    with torch.inference_mode():
-        y = conv(x)
-    assert getattr(conv, "_winograd_cache", None) is None
-    reference = F.conv1d(x.permute(1, 2, 0), conv.weight, conv.bias, padding=3).permute(2, 0, 1)
-    torch.testing.assert_close(y, reference, atol=2e-5, rtol=1e-5)
-
-
-def test_unet_gradients_agree_between_the_convolution_schemes(monkeypatch):
-    """Training at batch >= TAPS_MIN_BATCH backpropagates through the in-place tap GEMMs."""
-    torch.manual_seed(0)
-    net = ConditionalUnet1D(20, 12, 16, down_dims=(16, 32, 64), n_groups=4)
-    x, cond, t = torch.randn(9, 16, 20), torch.randn(9, 12), torch.arange(9)
-
-    def grads():
-        net.zero_grad()
-        net(x, t, cond).square().sum().backward()
-        return [p.grad.clone() for p in net.parameters()]
-
-    taps = grads()
-    monkeypatch.setattr("policies.networks.TAPS_MIN_BATCH", 10)
-    for a, b in zip(taps, grads(), strict=True):
-        torch.testing.assert_close(a, b, atol=1e-4, rtol=1e-4)
-
-
-def test_unet_of_the_hint_paper_size():
-    net = ConditionalUnet1D(20, 12, 16, down_dims=(64, 128, 256), kernel_size=5, n_groups=8)
-    assert 4.0e6 < count_parameters(net) < 4.6e6  # the paper's ~4.2 M
-
-
 # ---------------------------------------------------------------- SB3 evaluation
 def test_evaluate_policy_on_the_chunk_env(demos):
     config = tiny_config(sigma=0.05)
@@ -432,13 +266,19 @@ def test_policy_spaces_equal_the_chunk_env_spaces(demos):
     assert gym.make(ENV_ID).observation_space.shape == (6,)
 
 
-def test_compiled_body_serves_every_batch_after_refreshing_caches(demos, monkeypatch):
-    """compile_sampler() routes every batch through the compiled body, and the weight
-    caches it reads are refreshed once per chunk (checked without compiling)."""
-    policy = make_policy(demos, tiny_config(denoiser="unet1d"))
-    calls, prepared = [], []
+def test_compile_sampler_samples_the_cpu_inference_model_at_every_batch(demos, monkeypatch):
+    """compile_sampler() routes every batch through the compiled CPU inference model, which
+    shares the policy's weights and samples what the plain model samples (checked without
+    compiling); kwargs reach torch.compile."""
+    policy = make_policy(demos, tiny_config(denoiser="unet1d", kernel_size=5))
+    obs = make_chunk_env(policy.config).reset(seed=0)[0]
+    batches = [np.stack([obs + 0.01 * i for i in range(b)]) for b in (1, 9)]
+    plain = [policy.predict(b, deterministic=True)[0] for b in batches]
+    calls, seen = [], []
 
     def fake_compile(body, **kwargs):
+        seen.append((body.__self__, kwargs))
+
         def compiled(*args):
             calls.append(args[0].shape[0])
             return body(*args)
@@ -446,37 +286,24 @@ def test_compiled_body_serves_every_batch_after_refreshing_caches(demos, monkeyp
         return compiled
 
     monkeypatch.setattr(torch, "compile", fake_compile)
-    denoiser = policy.inference_denoiser
-    monkeypatch.setattr(denoiser, "prepare_inference", lambda: prepared.append(True))
-    policy.compile_sampler()
-    obs = make_chunk_env(policy.config).reset(seed=0)[0]
+    policy.compile_sampler(mode="max-autotune")
+    model, kwargs = seen[0]
+    assert kwargs == {"mode": "max-autotune", "dynamic": False}
+    assert model is not policy.inference_denoiser
+    assert isinstance(model, TimeMajorUnet1D)
     steps = policy.config.num_inference_steps
-    for batch in (1, TAPS_MIN_BATCH, 3 * TAPS_MIN_BATCH):
-        policy.predict(np.stack([obs] * batch))
-    assert calls == [1] * steps + [TAPS_MIN_BATCH] * steps + [3 * TAPS_MIN_BATCH] * steps
-    assert len(prepared) == 3
-
-
-def test_compile_sampler_passes_its_inductor_options_unless_told_otherwise(demos, monkeypatch):
-    """COMPILE_OPTIONS reach torch.compile; the caller's options win; with a mode, none."""
-    policy = make_policy(demos, tiny_config(denoiser="unet1d"))
-    seen = []
-    monkeypatch.setattr(torch, "compile", lambda body, **kwargs: seen.append(kwargs) or body)
-    policy.compile_sampler()
-    policy.compile_sampler(options={"realize_opcount_threshold": 3, "size_asserts": False})
-    policy.compile_sampler(mode="max-autotune", dynamic=True)
-    assert seen[0] == {"dynamic": False, "options": COMPILE_OPTIONS}
-    assert seen[1]["options"] == {"realize_opcount_threshold": 3, "size_asserts": False}
-    assert seen[2] == {"mode": "max-autotune", "dynamic": True}
+    for b, expected in zip(batches, plain, strict=True):
+        np.testing.assert_allclose(policy.predict(b, deterministic=True)[0], expected, atol=1e-5)
+    assert calls == [1] * steps + [9] * steps
 
 
 @pytest.mark.slow
 def test_compiled_sampler_agrees_with_eager(demos):
-    """Batch 1 (im2col) and batch 8 (Winograd with fused transforms), also after the
-    weights change under the compiled graph."""
+    """Batch 1 and batch 8, also after the weights change
+    under the compiled graph."""
     policy = make_policy(demos, tiny_config(denoiser="unet1d", kernel_size=5))
     obs = make_chunk_env(policy.config).reset(seed=0)[0]
-    batch = np.stack([obs + 0.01 * i for i in range(TAPS_MIN_BATCH)])
+    batch = np.stack([obs + 0.01 * i for i in range(8)])
     eager = [policy.predict(o, deterministic=True)[0] for o in (obs, batch)]
     policy.compile_sampler()
     for o, expected in zip((obs, batch), eager, strict=True):

@@ -85,7 +85,9 @@ CHECKPOINTS = "checkpoints"
 #: Files of a checkpoint beside its saved policy: what continuing the training needs.
 STATE_FILE = "training_state.json"
 STATE_TENSORS = "training_state.safetensors"
-STATE_FORMAT = "hint_envs.policies.TrainingState/1"
+STATE_FORMAT = "policies.TrainingState/1"
+#: The same format as written before the package was named ``policies`` in its tags.
+_LEGACY_STATE_FORMATS = ("hint_envs.policies.TrainingState/1",)
 #: Train settings a resumed run may change: they do not change the schedule.
 RESUMABLE_CHANGES = ("checkpoint_every", "num_threads", "device")
 
@@ -797,7 +799,10 @@ def _load_checkpoint(
     finished phases' ``{"history", "seconds"}``."""
     policy, optimizer, generator, rng, batches = trainer
     state = json.loads((path / STATE_FILE).read_text())
-    if not isinstance(state, dict) or state.get("format") != STATE_FORMAT:
+    if not isinstance(state, dict) or state.get("format") not in (
+        STATE_FORMAT,
+        *_LEGACY_STATE_FORMATS,
+    ):
         raise ValueError(f"{path / STATE_FILE} is not a training state ({STATE_FORMAT})")
     differ = []
     for key, value in fingerprint.items():

@@ -292,6 +292,24 @@ def test_resume_skips_a_broken_checkpoint_and_refuses_other_settings(
         _short_run(demos, out, lr=2e-3)
 
 
+def test_a_checkpoint_with_the_old_format_tag_still_resumes(
+    demos: Path, tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    out = tmp_path / "run"
+    full = _short_run(demos, out)
+    for checkpoint in latest_checkpoints(out / CHECKPOINTS):
+        state_file = checkpoint / "training_state.json"
+        state = json.loads(state_file.read_text())
+        assert state["format"] == "policies.TrainingState/1"
+        state["format"] = "hint_envs.policies.TrainingState/1"  # as written before the rename
+        state_file.write_text(json.dumps(state))
+    shutil.rmtree(out / CHECKPOINTS / "step_0000016")
+    with caplog.at_level(logging.INFO, logger="policies.training"):
+        resumed = _short_run(demos, out)
+    assert "step 12 of 20" in caplog.text
+    assert all(torch.equal(full[k], resumed[k]) for k in full)
+
+
 # ----------------------------------------------------------------------------- leaderboard
 def _leaderboard(out: Path) -> list[str]:
     script = str(REPO / "benchmarks" / "leaderboard.py")

@@ -3,7 +3,7 @@
 The library's U-Net (:class:`policies.networks.ConditionalUnet1D`) works on ``(B, C, T)``
 as Diffusion Policy's does. On CPU, PyTorch's convolution is slow for a batch of its short
 sequences (``T`` = 4 to 16 steps of 64 to 512 channels). :func:`cpu_inference_model`
-returns the same denoiser, sharing its parameters, whose body runs on time-major
+returns a copy of the denoiser (the same function) whose body runs on time-major
 ``(T, B, C)`` tensors instead:
 
 * a convolution is, from batch :data:`TAPS_MIN_BATCH`, one GEMM per kernel tap over the
@@ -15,7 +15,11 @@ returns the same denoiser, sharing its parameters, whose body runs on time-major
   transpose between blocks (the chunk is transposed once on the way in and once out);
 * Mish is computed in closed form with one exponential (:class:`ClosedFormMish`).
 
-The weights are read from the shared parameters at every call (no cached copies).
+The returned model is an inference *copy*, like ``torch.jit.freeze``'s: the same
+``state_dict`` (equal tensors, copied), plus each convolution's weight laid out once more
+as its taps ``(k, C_in, C_out)`` for the per-tap GEMMs (a buffer outside the
+``state_dict``). It computes what the model computed when it was made; after the weights
+change (training, an EMA update, a load), make it again.
 
 :meth:`policies.ddpm.DDPMChunkingPolicy.compile_sampler` compiles this model on CPU
 (Inductor then fuses the gathers with the group norm, FiLM and Mish around them); GPUs run
@@ -26,7 +30,6 @@ the plain modules (cuDNN). The measured gains of each piece are in
 from __future__ import annotations
 
 import copy
-import itertools
 
 import torch
 import torch.nn.functional as F
@@ -82,16 +85,23 @@ class TimeMajorConv1d(nn.Conv1d):
         out = cols @ weight if self.bias is None else torch.addmm(self.bias, cols, weight)
         return out.view(windows.shape[0], batch, self.out_channels)
 
+    def lay_out_taps(self) -> None:
+        """Store the weight once more as its taps, ``tap_weight (k, C_in, C_out)``
+        contiguous (``tap_weight[j]`` is ``W_j^T``): a buffer outside the ``state_dict``,
+        read by :meth:`taps`. :func:`cpu_inference_model` calls it."""
+        taps = self.weight.detach().permute(2, 1, 0).contiguous()
+        self.register_buffer("tap_weight", taps, persistent=False)
+
     def taps(self, x: torch.Tensor) -> torch.Tensor:
         """Stride 1: ``out[t] = b + sum_j W_j x[t + j - p]`` as one GEMM per tap ``j``, added
         in place into the rows where ``t + j - p`` lies inside the sequence (a time slice of
-        all samples is one contiguous block of rows). No copy of the input and no products
-        with the zero padding; the weight is laid out as ``(k, C_in, C_out)`` at each call.
-        ``x (T, B, C_in)`` -> ``(T, B, C_out)``."""
+        all samples is one contiguous block of rows). No copy of the input or the weight
+        (``tap_weight``, laid out by :meth:`lay_out_taps`) and no products with the zero
+        padding. ``x (T, B, C_in)`` -> ``(T, B, C_out)``."""
         (k,), (pad,) = self.kernel_size, self.padding
         length, batch, channels = x.shape
         x = x.contiguous()
-        taps = self.weight.permute(2, 1, 0).contiguous()  # (k, C_in, C_out)
+        taps = self.tap_weight  # (k, C_in, C_out)
         rows = x.view(length * batch, channels)
         out = rows @ taps[pad] if self.bias is None else torch.addmm(self.bias, rows, taps[pad])
         out = out.view(length, batch, self.out_channels)
@@ -213,16 +223,17 @@ def _check_supported(module: nn.Module) -> None:
 
 
 def cpu_inference_model(model: Denoiser) -> Denoiser:
-    """The denoiser with its U-Net body run time-major with GEMM convolutions, for CPU
-    inference.
+    """An inference copy of the denoiser with its U-Net body run time-major with GEMM
+    convolutions, for CPU inference.
 
-    The returned model (in eval mode) *shares* ``model``'s parameters and buffers (its
-    ``state_dict`` holds the same tensors), so it follows training, EMA updates and loads
-    without being rebuilt; only the modules' classes differ (:data:`TIME_MAJOR`). It
-    computes the same function to float32 rounding, with the same ``forward``,
-    ``obs_films``, ``step_films`` and ``denoise`` shapes. ``model`` is left unchanged; a
-    model without convolutions (the MLP) comes back as a copy that computes exactly what
-    it does.
+    The returned model (in eval mode, without gradients) holds a *copy* of ``model``'s
+    parameters and buffers (an equal ``state_dict``, the same keys) and each convolution's
+    taps laid out for the per-tap GEMMs (:meth:`TimeMajorConv1d.lay_out_taps`); only the
+    modules' classes differ (:data:`TIME_MAJOR`). It computes the same function as
+    ``model`` does now, to float32 rounding, with the same ``forward``, ``obs_films``,
+    ``step_films`` and ``denoise`` shapes; it does not follow later changes of ``model``'s
+    weights (make it again). ``model`` is left unchanged; a model without convolutions (the
+    MLP) comes back as a copy that computes exactly what it does.
 
     Args:
         model: a denoiser of :mod:`policies.networks`.
@@ -230,11 +241,12 @@ def cpu_inference_model(model: Denoiser) -> Denoiser:
     Returns:
         the equivalent denoiser for CPU inference.
     """
-    shared = itertools.chain(model.parameters(), model.buffers())
-    fast = copy.deepcopy(model, memo={id(t): t for t in shared})
+    fast = copy.deepcopy(model).requires_grad_(False)
     if isinstance(fast, ConditionalUnet1D):
         for module in fast.modules():
             _check_supported(module)
             if type(module) in TIME_MAJOR:
                 module.__class__ = TIME_MAJOR[type(module)]
+            if isinstance(module, TimeMajorConv1d):
+                module.lay_out_taps()
     return fast.eval()

@@ -321,17 +321,21 @@ class DDPMChunkingPolicy(ChunkPolicyBase):
         return self
 
     def compile_sampler(self, **kwargs: Any) -> DDPMChunkingPolicy:
-        """Sample through ``torch.compile`` of the denoiser (opt-in; returns self).
+        """Sample through ``torch.compile`` of the denoiser's current weights (opt-in; returns
+        self).
 
         On CPU it compiles :func:`policies.cpu_inference.cpu_inference_model` of the inference
-        weights (the same weights; the U-Net run time-major with its convolutions as GEMMs, and Mish
-        in closed form); elsewhere the plain denoiser. Inductor fuses the elementwise work between
-        the matrix products (group norm, FiLM, Mish, the convolutions' gathers), most of a U-Net
-        call on CPU. Call it after moving the policy to its device; training, EMA updates and loads
-        need no new call (the compiled model shares the weights). Each new batch size compiles once
-        (``dynamic=False`` by default), from half a minute to two minutes on 2 cores; measure with
-        ``benchmarks/sampling_latency.py --compile``. Results agree with eager sampling to float32
-        rounding, not bit for bit. ``kwargs`` go to ``torch.compile``.
+        weights (a copy of them, laid out once; the U-Net run time-major with its convolutions
+        as GEMMs, and Mish in closed form); elsewhere the plain denoiser. Inductor fuses the
+        elementwise work between the matrix products (group norm, FiLM, Mish, the
+        convolutions' gathers), most of a U-Net call on CPU. The compiled sampler is a
+        snapshot: training mode (``train()``, ``set_training_mode(True)``, as
+        :func:`policies.training.fit` sets it) and ``load_state_dict`` drop it, and sampling
+        is eager again until the next call. Call it after moving the policy to its device.
+        Each new batch size compiles once (``dynamic=False`` by default), from half a minute
+        to two minutes on 2 cores; measure with ``benchmarks/sampling_latency.py --compile``.
+        Results agree with eager sampling to float32 rounding, not bit for bit. ``kwargs``
+        go to ``torch.compile``.
         """
         kwargs.setdefault("dynamic", False)
         model = self.inference_denoiser
@@ -339,6 +343,23 @@ class DDPMChunkingPolicy(ChunkPolicyBase):
             model = cpu_inference_model(model)
         self._compiled_body = torch.compile(model.denoise, **kwargs)
         return self
+
+    def _drop_compiled_sampler(self, reason: str) -> None:
+        if self._compiled_body is not None:
+            logger.info("compiled sampler dropped (%s); call compile_sampler() again", reason)
+            self._compiled_body = None
+
+    def train(self, mode: bool = True) -> DDPMChunkingPolicy:
+        """``nn.Module.train``; training mode drops the compiled sampler (its weights are
+        about to change)."""
+        if mode:
+            self._drop_compiled_sampler("training mode")
+        return super().train(mode)
+
+    def load_state_dict(self, state_dict: Any, strict: bool = True, assign: bool = False) -> Any:
+        """``nn.Module.load_state_dict``; drops the compiled sampler (new weights)."""
+        self._drop_compiled_sampler("new weights loaded")
+        return super().load_state_dict(state_dict, strict=strict, assign=assign)
 
     def _predict(self, observation: torch.Tensor, deterministic: bool = False) -> torch.Tensor:
         """``(B, T_obs, D_obs)`` -> ``(B, T_chunk * D_ctrl)`` float64 composite actions."""

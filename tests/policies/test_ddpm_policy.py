@@ -267,9 +267,9 @@ def test_policy_spaces_equal_the_chunk_env_spaces(demos):
 
 
 def test_compile_sampler_samples_the_cpu_inference_model_at_every_batch(demos, monkeypatch):
-    """compile_sampler() routes every batch through the compiled CPU inference model, which
-    shares the policy's weights and samples what the plain model samples (checked without
-    compiling); kwargs reach torch.compile."""
+    """compile_sampler() routes every batch through the compiled CPU inference model, a copy
+    of the policy's weights that samples what the plain model samples (checked without
+    compiling); kwargs reach torch.compile; training mode and loads drop it."""
     policy = make_policy(demos, tiny_config(denoiser="unet1d", kernel_size=5))
     obs = make_chunk_env(policy.config).reset(seed=0)[0]
     batches = [np.stack([obs + 0.01 * i for i in range(b)]) for b in (1, 9)]
@@ -295,12 +295,20 @@ def test_compile_sampler_samples_the_cpu_inference_model_at_every_batch(demos, m
     for b, expected in zip(batches, plain, strict=True):
         np.testing.assert_allclose(policy.predict(b, deterministic=True)[0], expected, atol=1e-5)
     assert calls == [1] * steps + [9] * steps
+    policy.set_training_mode(True)  # as fit() does: the weights are about to change
+    policy.set_training_mode(False)
+    policy.predict(batches[0], deterministic=True)
+    assert calls == [1] * steps + [9] * steps  # eager again
+    policy.compile_sampler()
+    policy.load_state_dict(policy.state_dict())
+    policy.predict(batches[0], deterministic=True)
+    assert calls == [1] * steps + [9] * steps
 
 
 @pytest.mark.slow
 def test_compiled_sampler_agrees_with_eager(demos):
-    """Batch 1 and batch 8, also after the weights change
-    under the compiled graph."""
+    """Batch 1 and batch 8; the compiled sampler is a snapshot of the weights, dropped when
+    new weights are loaded."""
     policy = make_policy(demos, tiny_config(denoiser="unet1d", kernel_size=5))
     obs = make_chunk_env(policy.config).reset(seed=0)[0]
     batch = np.stack([obs + 0.01 * i for i in range(8)])
@@ -308,10 +316,9 @@ def test_compiled_sampler_agrees_with_eager(demos):
     policy.compile_sampler()
     for o, expected in zip((obs, batch), eager, strict=True):
         np.testing.assert_allclose(policy.predict(o, deterministic=True)[0], expected, atol=1e-4)
-    with torch.no_grad():
-        for p in policy.inference_denoiser.parameters():
-            p.mul_(0.9)
-    compiled = policy.predict(batch, deterministic=True)[0]
-    policy._compiled_body = None
-    np.testing.assert_allclose(compiled, policy.predict(batch, deterministic=True)[0], atol=1e-4)
-    assert not np.allclose(compiled, eager[1], atol=1e-4)  # the change did reach the graph
+    state = {k: v * 0.9 if v.is_floating_point() else v for k, v in policy.state_dict().items()}
+    policy.load_state_dict(state)
+    changed = policy.predict(batch, deterministic=True)[0]
+    assert not np.allclose(changed, eager[1], atol=1e-4)
+    policy.compile_sampler()
+    np.testing.assert_allclose(policy.predict(batch, deterministic=True)[0], changed, atol=1e-4)

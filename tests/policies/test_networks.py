@@ -154,6 +154,7 @@ def test_time_major_conv1d_equals_conv1d_by_both_schemes(kernel_size, stride, bi
     x = torch.randn(TAPS_MIN_BATCH + 1, 6, length)
     expected = _time_major(conv(x))
     conv.__class__ = TimeMajorConv1d
+    conv.lay_out_taps()
     torch.testing.assert_close(conv(_time_major(x)), expected)  # taps where they apply
     torch.testing.assert_close(conv.im2col(_time_major(x)), expected)
     torch.testing.assert_close(conv(_time_major(x[:1])), expected[:, :1])  # im2col
@@ -198,13 +199,14 @@ def test_cpu_inference_model_computes_the_same(kernel_size, batch):
         torch.testing.assert_close(fast(x, t, cond), net(x, t, cond), atol=2e-5, rtol=1e-5)
 
 
-def test_cpu_inference_model_shares_the_state_dict_and_follows_weight_changes():
+def test_cpu_inference_model_is_a_copy_with_the_same_state_dict():
     net = small_unet()
     fast = cpu_inference_model(net)
     ours, theirs = net.state_dict(), fast.state_dict()
     assert list(ours) == list(theirs)
     for key, value in ours.items():
-        assert theirs[key].data_ptr() == value.data_ptr(), key  # the same tensors
+        assert theirs[key].data_ptr() != value.data_ptr(), key  # copied...
+        assert torch.equal(theirs[key], value), key  # ...and equal
     assert all(
         type(m).__module__.startswith("torch") or type(m).__module__ == "policies.networks"
         for m in net.modules()
@@ -212,12 +214,20 @@ def test_cpu_inference_model_shares_the_state_dict_and_follows_weight_changes():
     inference_classes = {type(m) for m in fast.modules()}
     for cls in (TimeMajorConv1d, TimeMajorConvTranspose1d, TimeMajorGroupNorm, ClosedFormMish):
         assert cls in inference_classes
-    x, t, cond = _inputs(8)
+    assert not any(p.requires_grad for p in fast.parameters())
+    x, t, cond = _inputs(TAPS_MIN_BATCH)
+    with torch.inference_mode():
+        before = net(x, t, cond)
     with torch.no_grad():
         for p in net.parameters():  # an optimiser step, an EMA update or a load
             p.mul_(0.9)
     with torch.inference_mode():
-        torch.testing.assert_close(fast(x, t, cond), net(x, t, cond), atol=2e-5, rtol=1e-5)
+        torch.testing.assert_close(fast(x, t, cond), before, atol=2e-5, rtol=1e-5)  # a snapshot
+        after = net(x, t, cond)
+        assert not torch.allclose(after, before, atol=1e-3)
+        torch.testing.assert_close(
+            cpu_inference_model(net)(x, t, cond), after, atol=2e-5, rtol=1e-5
+        )
 
 
 def test_cpu_inference_model_of_the_mlp_is_the_same_function():

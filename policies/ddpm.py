@@ -155,6 +155,7 @@ class DDPMChunkingPolicy(ChunkPolicyBase):
         self.train_history: list[dict[str, float]] = []
         self._generator: torch.Generator | None = None
         self._compiled_body: Any = None
+        self._compiled_device: torch.device | None = None
         self.seed(seed)
         logger.info(
             "DDPMChunkingPolicy: %s denoiser with %d parameters, %s sampling in %d steps",
@@ -288,6 +289,8 @@ class DDPMChunkingPolicy(ChunkPolicyBase):
         was_training = model.training
         if was_training:  # (eval() walks every module: skip it when already in eval mode)
             model.eval()
+        if self._compiled_body is not None and self._compiled_device != self.device:
+            self._drop_compiled_sampler(f"the policy moved to {self.device}")
         body = model.denoise if self._compiled_body is None else self._compiled_body
         try:
             with torch.inference_mode():
@@ -330,8 +333,8 @@ class DDPMChunkingPolicy(ChunkPolicyBase):
         elementwise work between the matrix products (group norm, FiLM, Mish, the
         convolutions' gathers), most of a U-Net call on CPU. The compiled sampler is a
         snapshot: training mode (``train()``, ``set_training_mode(True)``, as
-        :func:`policies.training.fit` sets it) and ``load_state_dict`` drop it, and sampling
-        is eager again until the next call. Call it after moving the policy to its device.
+        :func:`policies.training.fit` sets it), ``load_state_dict`` and moving the policy to
+        another device drop it, and sampling is eager again until the next call.
         Each new batch size compiles once (``dynamic=False`` by default), from half a minute
         to two minutes on 2 cores; measure with ``benchmarks/sampling_latency.py --compile``.
         Results agree with eager sampling to float32 rounding, not bit for bit. ``kwargs``
@@ -342,6 +345,7 @@ class DDPMChunkingPolicy(ChunkPolicyBase):
         if self.device.type == "cpu":
             model = cpu_inference_model(model)
         self._compiled_body = torch.compile(model.denoise, **kwargs)
+        self._compiled_device = self.device
         return self
 
     def _drop_compiled_sampler(self, reason: str) -> None:

@@ -50,6 +50,8 @@ __all__ = [
     "check_state_bounds",
     "check_flag",
     "check_noise_level",
+    "check_noise_law",
+    "NOISE_LAWS",
     "check_policy_spaces",
     "check_render_args",
     "STATE_OPTION",
@@ -589,6 +591,24 @@ def check_noise_level(value: Any, name: str = "sigma") -> float:
     if not np.isfinite(number) or number < 0:
         raise ValueError(f"{name} must be a finite number >= 0, got {value!r}")
     return number
+
+
+#: The laws replica / data noise ``eps`` can be drawn from, per normalised dimension:
+#: ``"gaussian"`` N(0, 1) (the HINT paper's text; the default), ``"uniform"`` U[0, 1) (the
+#: authors' code: mean 1/2, std 1/sqrt(12)), ``"uniform_centered"`` U[-1/2, 1/2) (the same
+#: spread as ``"uniform"`` without its bias: the control that separates the two).
+NOISE_LAWS = ("gaussian", "uniform", "uniform_centered")
+
+
+def check_noise_law(value: Any, name: str = "noise_law") -> str:
+    """Require one of :data:`NOISE_LAWS` (a string); returns it.
+
+    Raises:
+        ValueError: anything else, naming the laws.
+    """
+    if not isinstance(value, str) or value not in NOISE_LAWS:
+        raise ValueError(f"{name} must be one of {list(NOISE_LAWS)}, got {value!r}")
+    return value
 
 
 def check_policy_spaces(

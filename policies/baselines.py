@@ -46,6 +46,7 @@ noised observations (``config.sigma``, Algorithm 1 of the HINT paper) and evalua
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any, ClassVar
 
@@ -369,6 +370,7 @@ def train_mlp_bc(
     seed: int = 0,
     progress: bool = True,
     tensorboard_dir: str | Path | None = None,
+    on_checkpoint: Callable[[int, Any], None] | None = None,
 ) -> MLPBCPolicy:
     """Train an :class:`MLPBCPolicy` on ``dataset`` with the BC MSE.
 
@@ -388,6 +390,8 @@ def train_mlp_bc(
         progress: show a tqdm bar.
         tensorboard_dir: if given, TensorBoard scalars of the loss and learning rate go
             there (needs ``tensorboard``).
+        on_checkpoint: ``on_checkpoint(step, policy)`` at every checkpoint step
+            (:func:`policies.training.fit`).
 
     Returns:
         the trained policy in eval mode; ``policy.train_history`` is a list of
@@ -410,6 +414,7 @@ def train_mlp_bc(
         seed=seed,
         progress=progress,
         tensorboard_dir=tensorboard_dir,
+        on_checkpoint=on_checkpoint,
     )
     history = result.histories["train"]
     logger.info(
@@ -430,6 +435,7 @@ def train_diffusion_bc(
     seed: int = 0,
     progress: bool = True,
     tensorboard_dir: str | Path | None = None,
+    on_checkpoint: Callable[[int, Any], None] | None = None,
 ) -> DiffusionBCPolicy:
     """Train a :class:`DiffusionBCPolicy`: the diffusion model first, then the policy.
 
@@ -481,6 +487,7 @@ def train_diffusion_bc(
         seed=seed,
         progress=progress,
         tensorboard_dir=tensorboard_dir,
+        on_checkpoint=on_checkpoint,
     )
     policy, history = result.policy, result.histories["train"]
     policy.diffusion_history = diffusion_history = result.histories["diffusion"]

@@ -25,6 +25,7 @@ from pathlib import Path
 
 from hint_envs._cli import HelpFormatter, command_line_errors
 from hint_envs._io import atomic_write_bytes
+from hint_envs.core import NOISE_LAWS
 from policies.config import (
     DENOISERS,
     PREDICTION_TYPES,
@@ -70,6 +71,14 @@ def build_parser() -> argparse.ArgumentParser:
         type=float,
         default=defaults.sigma,
         help="data/replica noise level in normalised units",
+    )
+    policy.add_argument(
+        "--noise",
+        choices=NOISE_LAWS,
+        default=defaults.noise_law,
+        help="law of the noise per normalised dimension, in training and at test time: "
+        "gaussian N(0,1) (the paper's text), uniform U[0,1) (the authors' code, mean 1/2), "
+        "uniform_centered U[-1/2,1/2) (docs/results/fig6.md)",
     )
     policy.add_argument(
         "--n-aug", type=int, default=defaults.n_aug, help="noised copies per sample (Algorithm 1)"
@@ -219,6 +228,7 @@ def _train_main(args: argparse.Namespace) -> int:
             prediction_type=args.prediction_type,
             ema=args.ema,
             sigma=args.sigma,
+            noise_law=args.noise,
             n_aug=args.n_aug,
         )
         train_config = TrainConfig(
@@ -334,6 +344,12 @@ def build_eval_parser() -> argparse.ArgumentParser:
         default=None,
         help="test-time replica noise (default: the policy's training sigma; 0: train-only noise)",
     )
+    parser.add_argument(
+        "--noise",
+        choices=NOISE_LAWS,
+        default=None,
+        help="law of the test-time noise (default: the policy's training law)",
+    )
     parser.add_argument("--sample-seed", type=int, default=0, help="seed of the sampler")
     parser.add_argument(
         "--num-envs",
@@ -388,17 +404,20 @@ def eval_main(argv: Sequence[str] | None = None) -> int:
         return 2
     config = policy.config
     sigma = config.sigma if args.sigma is None else args.sigma
+    law = getattr(config, "noise_law", "gaussian") if args.noise is None else args.noise
     seeds = list(range(args.seed_start, args.seed_start + args.episodes))
     result = evaluate_trained(
         policy,
         seeds,
         sigma=sigma,
+        noise_law=law,
         expert=False,
         num_envs=min(args.num_envs, args.episodes),
         workers=args.workers,
         sample_seed=args.sample_seed,
     )
-    print(f"{policy.env_id} {policy.env_kwargs or ''}, seeds {seeds[0]}-{seeds[-1]}, σ = {sigma:g}")
+    noise = f"σ = {sigma:g}" + (f" ({law})" if sigma > 0 else "")
+    print(f"{policy.env_id} {policy.env_kwargs or ''}, seeds {seeds[0]}-{seeds[-1]}, {noise}")
     print(format_metrics(result.metrics))
     if args.json is not None:
         atomic_write_bytes(args.json, json.dumps(result.to_dict(), indent=1).encode())

@@ -15,7 +15,7 @@ import re
 from dataclasses import asdict, dataclass, fields
 from typing import Any, TypeVar
 
-from hint_envs.core import check_flag, check_noise_level
+from hint_envs.core import check_flag, check_noise_law, check_noise_level
 
 __all__ = [
     "DDPMPolicyConfig",
@@ -129,7 +129,12 @@ class DDPMPolicyConfig:
             ``[min_decay, max_decay]``, and 0 until ``update_after_step``.
         sigma: replica / data noise level in normalised units (``>= 0``), the HINT
             paper's sigma. Training noises observations with it; evaluation wraps the env
-            in ``ReplicaNoiseWrapper(env, sigma, scale=policy.noise_scale)``.
+            in ``ReplicaNoiseWrapper(env, sigma, scale=policy.noise_scale, noise_law=...)``.
+        noise_law: the law of the noise ``eps`` per normalised dimension, in training and
+            at test time: ``"gaussian"`` N(0, 1) (the paper's text, the default),
+            ``"uniform"`` U[0, 1) (the authors' code: mean 1/2), ``"uniform_centered"``
+            U[-1/2, 1/2) (docs/results/fig6.md). Policies saved before the option
+            existed load as ``"gaussian"``.
         n_aug: N_aug, noised copies of every training sample (the paper's Algorithm 1).
         deterministic_seed: seed of the fresh generator each ``predict(...,
             deterministic=True)`` call samples with (same batch in, same actions out).
@@ -158,6 +163,7 @@ class DDPMPolicyConfig:
     ema_max_decay: float = 0.9999
     ema_update_after_step: int = 0
     sigma: float = 0.0
+    noise_law: str = "gaussian"
     n_aug: int = 1
     deterministic_seed: int = 0
 
@@ -264,6 +270,7 @@ def _check_chunking(config: Any) -> None:
         )
     config.gains = check_flag("gains", config.gains)
     config.sigma = check_noise_level(config.sigma)
+    config.noise_law = check_noise_law(config.noise_law)
 
 
 def _check_schedule(config: Any) -> None:
@@ -289,6 +296,7 @@ class _BCConfig:
     gains: bool = True
     widths: tuple[int, ...] = (256, 256, 256)
     sigma: float = 0.0
+    noise_law: str = "gaussian"
     n_aug: int = 1
 
     def __post_init__(self) -> None:
@@ -328,6 +336,7 @@ class MLPBCConfig(_BCConfig):
         widths: hidden-layer sizes of the MLP (Linear + Mish each).
         sigma: data noise on the training observation chunks, in normalised units
             (Algorithm 1 of the HINT paper, as for the DDPM policy; 0: clean data).
+        noise_law: the law of that noise, as :attr:`DDPMPolicyConfig.noise_law`.
         n_aug: noised copies of every training sample when ``sigma > 0``.
     """
 

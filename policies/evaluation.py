@@ -2,9 +2,9 @@
 
 A policy trained by :mod:`policies` knows its environment (``env_id``, ``env_kwargs``), its
 chunking (``config.chunk_length``, ``obs_horizon``, ``gains``), its training noise
-(``config.sigma``) and the dataset's noise scale (``noise_scale``): :func:`evaluate_trained`
-passes them all to :func:`hint_envs.evaluation.evaluate`, so only the seeds and what
-differs from training need to be given.
+(``config.sigma``, ``config.noise_law``) and the dataset's noise scale (``noise_scale``):
+:func:`evaluate_trained` passes them all to :func:`hint_envs.evaluation.evaluate`, so only
+the seeds and what differs from training need to be given.
 """
 
 from __future__ import annotations
@@ -18,7 +18,12 @@ __all__ = ["evaluate_trained"]
 
 
 def evaluate_trained(
-    policy: Any, seeds: Sequence[int], *, sigma: float | None = None, **kwargs: Any
+    policy: Any,
+    seeds: Sequence[int],
+    *,
+    sigma: float | None = None,
+    noise_law: str | None = None,
+    **kwargs: Any,
 ) -> Any:
     """:func:`hint_envs.evaluation.evaluate` of ``policy`` on the environment it records.
 
@@ -27,6 +32,8 @@ def evaluate_trained(
             ``env_id``, ``config`` and ``noise_scale``.
         seeds: the initial states' seeds.
         sigma: test-time replica noise (None: the policy's training sigma; 0: none).
+        noise_law: the law of that noise (None: the policy's training law,
+            ``config.noise_law``; ``"gaussian"`` for policies saved before laws existed).
         **kwargs: any other argument of ``evaluate`` (``expert``, ``num_envs``,
             ``workers``, ``sample_seed``, ``progress``, ...).
 
@@ -50,5 +57,6 @@ def evaluate_trained(
         gains=config.gains,
         sigma=config.sigma if sigma is None else sigma,
         noise_scale=np.asarray(policy.noise_scale, dtype=float),
+        noise_law=getattr(config, "noise_law", "gaussian") if noise_law is None else noise_law,
         **kwargs,
     )

@@ -19,7 +19,7 @@ from typing import Any
 import gymnasium as gym
 import numpy as np
 
-from hint_envs.core import CompositeActionLayout, check_noise_level
+from hint_envs.core import CompositeActionLayout, check_noise_law, check_noise_level
 from hint_envs.wrappers.executor import ChunkExecutor
 from hint_envs.wrappers.replica_noise import add_replica_noise
 from policies.base import ChunkPolicyBase
@@ -47,6 +47,8 @@ class StepLevelPolicy:
             default ``policy.config.sigma`` if the policy has one, else 0). The control law
             always uses the true observation.
         noise_seed: seed of the replica-noise generator.
+        noise_law: the law of that noise (default ``policy.config.noise_law`` if the
+            policy has one, else ``"gaussian"``; :data:`hint_envs.core.NOISE_LAWS`).
 
     Example:
         >>> adapter = StepLevelPolicy(policy, env.unwrapped.control_indices,  # doctest: +SKIP
@@ -62,6 +64,7 @@ class StepLevelPolicy:
         action_space: gym.spaces.Box | None = None,
         sigma: float | None = None,
         noise_seed: int = 0,
+        noise_law: str | None = None,
     ):
         self.policy = policy
         self.control_indices = np.asarray(control_indices, dtype=np.int64)
@@ -102,6 +105,9 @@ class StepLevelPolicy:
         )
         self.sigma = check_noise_level(
             sigma if sigma is not None else getattr(config, "sigma", 0.0)
+        )
+        self.noise_law = check_noise_law(
+            noise_law if noise_law is not None else getattr(config, "noise_law", "gaussian")
         )
         self.noise_scale = np.asarray(getattr(policy, "noise_scale", 1.0), dtype=np.float64)
         self.rng = np.random.default_rng(noise_seed)
@@ -188,7 +194,9 @@ class StepLevelPolicy:
         if need.any():
             chunks = self._history[need]
             if self.sigma > 0:
-                chunks = add_replica_noise(chunks, self.sigma, self.noise_scale, self.rng)
+                chunks = add_replica_noise(
+                    chunks, self.sigma, self.noise_scale, self.rng, self.noise_law
+                )
             composite, _ = self.policy.predict(chunks, deterministic=deterministic)
             prim = self.layout.unpack(np.asarray(composite).reshape(int(need.sum()), -1))
             self._u_bar[need] = prim.u_bar

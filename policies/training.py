@@ -20,7 +20,7 @@ the same way for every policy:
 
 Data noising follows Algorithm 1 of the HINT paper (Block et al., 2023): every training
 observation chunk ``o`` is replaced by ``n_aug`` noised copies
-``o + sigma * scale * eps`` drawn once before training with
+``o + sigma * scale * eps`` (``eps`` from ``config.noise_law``) drawn once before training with
 :func:`hint_envs.wrappers.replica_noise.add_replica_noise` — the very function the
 test-time ``ReplicaNoiseWrapper`` calls — with ``scale = stats.obs.noise_scale``, so sigma
 is in normalised units. Each copy is paired with the chunk's clean composite action. With
@@ -158,6 +158,7 @@ def noised_observations(
     n_aug: int,
     scale: np.ndarray,
     rng: np.random.Generator,
+    law: str = "gaussian",
 ) -> np.ndarray:
     """Algorithm 1's augmented observations: ``n_aug`` noised copies of every chunk.
 
@@ -167,6 +168,7 @@ def noised_observations(
         n_aug: copies per chunk (1 copy, un-noised, when ``sigma == 0``).
         scale: ``(D_obs,)`` raw units per normalised unit.
         rng: the generator the noise is drawn from.
+        law: the noise law (:data:`hint_envs.core.NOISE_LAWS`).
 
     Returns:
         ``(n_aug * M, T_obs, D_obs)`` float64; row ``j * M + i`` is copy ``j`` of chunk ``i``.
@@ -175,7 +177,7 @@ def noised_observations(
     if sigma == 0:
         return observations.copy()
     copies = np.broadcast_to(observations, (n_aug,) + observations.shape)
-    noised = add_replica_noise(copies, sigma, scale, rng)
+    noised = add_replica_noise(copies, sigma, scale, rng, law)
     return noised.reshape((n_aug * observations.shape[0],) + observations.shape[1:])
 
 
@@ -245,7 +247,7 @@ class _Batches:
         device: torch.device,
     ):
         self.policy, self.generator, self.rng, self.device = policy, generator, rng, device
-        self.obs_raw, self.sigma = obs_raw, config.sigma
+        self.obs_raw, self.sigma, self.law = obs_raw, config.sigma, config.noise_law
         self.scale = policy.stats.obs.noise_scale
         self.num_windows = len(obs_raw)
         with torch.no_grad():
@@ -255,7 +257,9 @@ class _Batches:
                 self.observations = None
                 self.n_total = self.num_windows
             else:
-                noised = noised_observations(obs_raw, config.sigma, config.n_aug, self.scale, rng)
+                noised = noised_observations(
+                    obs_raw, config.sigma, config.n_aug, self.scale, rng, config.noise_law
+                )
                 self.observations = policy.normalize_obs(torch.from_numpy(noised).to(device))
                 self.n_total = len(self.observations)
         self.batch_size = min(train_config.batch_size, self.n_total)
@@ -281,7 +285,7 @@ class _Batches:
         action_batch = self.actions[index % self.num_windows]
         if self.observations is None:
             raw = add_replica_noise(
-                self.obs_raw[index.cpu().numpy()], self.sigma, self.scale, self.rng
+                self.obs_raw[index.cpu().numpy()], self.sigma, self.scale, self.rng, self.law
             )
             obs_batch = self.policy.normalize_obs(torch.from_numpy(raw).to(self.device))
         else:
@@ -496,6 +500,7 @@ def fit(
     progress: bool = True,
     tensorboard_dir: str | Path | None = None,
     resume: bool = False,
+    on_checkpoint: Callable[[int, Any], None] | None = None,
 ) -> TrainResult:
     """Train a policy of ``policy_class`` on ``dataset``: the one training loop of the package.
 
@@ -514,6 +519,11 @@ def fit(
         progress: show a tqdm bar.
         tensorboard_dir: TensorBoard scalars go there, as for :func:`train`.
         resume: continue from the latest checkpoint under ``out_dir``, as for :func:`train`.
+        on_checkpoint: called as ``on_checkpoint(step, policy)`` at every checkpoint step
+            of the last phase (every ``train_config.checkpoint_every`` steps but the last;
+            with or without ``out_dir``), with the policy in eval mode; e.g. to evaluate
+            every checkpoint (the HINT paper's protocol). It must not touch the training
+            generators: training continues bit-identically whatever it does.
 
     Returns:
         the :class:`TrainResult`.
@@ -599,6 +609,11 @@ def fit(
                 path = out_dir / CHECKPOINTS / f"step_{step:07d}"
                 trainer = (policy, optimizer, generator, rng, batches)
                 _save_checkpoint(path, trainer, loop, fingerprint, done)
+            if on_checkpoint is not None:
+                policy.set_training_mode(False)
+                with torch.random.fork_rng(devices=[]):  # the hook's draws stay its own
+                    on_checkpoint(step, policy)
+                policy.set_training_mode(True)
 
         histories[last.record], seconds[last.record] = _optimize(
             optimizer,
@@ -655,6 +670,7 @@ def train(
     progress: bool = True,
     tensorboard_dir: str | Path | None = None,
     resume: bool = False,
+    on_checkpoint: Callable[[int, Any], None] | None = None,
 ) -> DDPMChunkingPolicy:
     """Train a DDPM chunking policy on ``dataset`` (its denoising loss and EMA, by :func:`fit`).
 
@@ -681,6 +697,8 @@ def train(
             interrupted. A checkpoint written with other settings or data raises
             :class:`CheckpointMismatchError` (only ``checkpoint_every``, ``num_threads``
             and ``device`` may change).
+        on_checkpoint: ``on_checkpoint(step, policy)`` at every checkpoint step (see
+            :func:`fit`).
 
     Returns:
         the trained policy in eval mode; ``policy.train_history`` is the loss history, a
@@ -710,6 +728,7 @@ def train(
         progress=progress,
         tensorboard_dir=tensorboard_dir,
         resume=resume,
+        on_checkpoint=on_checkpoint,
     )
     history, M = result.histories["train"], len(dataset.observations)
     logger.info(

@@ -22,7 +22,17 @@ name                   gains  training noise   test noise      paper
 ``ddpm_no_noise``      yes    none             none            sigma = 0 reference
 ``mlp_bc``             yes    none             none            MLP behaviour cloning
 ``diffusion_bc``       yes    none             none            diffusion-augmented BC
+``ddpm_train_noise_    yes    sigma            none, inputs    the uniform law's bias on
+shifted``                     (gaussian)       moved -sigma/2  a Gaussian model (fig6.md)
+``ddpm_train_noise_    yes    sigma            none, inputs    train-only without the
+debiased``                    (uniform)        moved +sigma/2  uniform law's bias
 =====================  =====  ===============  ==============  =========================
+
+A suite's ``noise_laws`` (default ``["gaussian"]``) says which laws the noise of the
+sigma > 0 runs is drawn from (:data:`hint_envs.core.NOISE_LAWS`); the law is part of the
+trained model (``config.noise_law``) and replica noise at test time uses the same law.
+The two shifted arms isolate the mechanism of docs/results/fig6.md: they run only under
+the law named in their entry.
 
 The baselines (``mlp_bc``, ``diffusion_bc``: :mod:`policies.baselines`) ignore sigma, so
 they run once per (N, seed), at sigma 0. Their trainers read the suite's ``[env.mlp_bc]``
@@ -69,6 +79,9 @@ class PolicyEntry:
         gains: composite actions are ``(u_bar, x_bar, K)`` chunks (else ``u_bar`` only).
         train_noise: trained on observations noised with the run's sigma (else clean).
         test_noise: evaluated with replica noise of the run's sigma (else clean).
+        shift: the observations it is evaluated on are moved by ``shift * sigma`` in
+            normalised units (0: not moved).
+        noise_laws: the only noise laws it runs under (None: every law of the suite).
     """
 
     name: str
@@ -77,6 +90,8 @@ class PolicyEntry:
     gains: bool
     train_noise: bool
     test_noise: bool
+    shift: float = 0.0
+    noise_laws: tuple[str, ...] | None = None
 
     @property
     def uses_sigma(self) -> bool:
@@ -90,6 +105,10 @@ class PolicyEntry:
     def test_sigma(self, sigma: float) -> float:
         """The replica-noise level the policy is evaluated with for a run at ``sigma``."""
         return float(sigma) if self.test_noise else 0.0
+
+    def test_shift(self, sigma: float) -> float:
+        """The constant shift of its test observations (normalised units) at ``sigma``."""
+        return float(self.shift * sigma)
 
 
 #: Every policy name, in the order the report lists them.
@@ -129,6 +148,28 @@ POLICIES: dict[str, PolicyEntry] = {
             test_noise=False,
         ),
         PolicyEntry(
+            "ddpm_train_noise_shifted",
+            "DDPM over (ū, x̄, K) chunks, trained with Gaussian noise σ, clean at test time but "
+            "every input moved by −σ/2 (the bias the uniform law's train-only arm meets)",
+            "ddpm",
+            gains=True,
+            train_noise=True,
+            test_noise=False,
+            shift=-0.5,
+            noise_laws=("gaussian",),
+        ),
+        PolicyEntry(
+            "ddpm_train_noise_debiased",
+            "DDPM over (ū, x̄, K) chunks, trained with uniform noise σ·U[0, 1), clean at test "
+            "time moved by +σ/2, the noise's mean (train-only without the uniform law's bias)",
+            "ddpm",
+            gains=True,
+            train_noise=True,
+            test_noise=False,
+            shift=0.5,
+            noise_laws=("uniform",),
+        ),
+        PolicyEntry(
             "mlp_bc",
             "MLP behaviour cloning of (ū, x̄, K) chunks (deterministic, MSE)",
             "mlp_bc",
@@ -162,6 +203,13 @@ class EvalSettings:
         num_envs: episodes rolled out at once (the ``predict`` batch size).
         deterministic: passed to ``predict``.
         expert: also roll out the expert (trajectory error, imitation loss).
+        sample_seeds: sampler seeds each run is evaluated with (the sampler's spread is
+            as large as the training seeds': docs/results/fig6.md); the record's metrics
+            pool every episode, ``by_sample_seed`` keeps each seed's.
+        checkpoint_every: the paper's protocol when ``> 0``: every this many training steps
+            the model is evaluated too (each run's arm, the first sampler seed), and the
+            record keeps each checkpoint's metrics (``checkpoints``) beside the final
+            model's (``metrics``).
     """
 
     episodes: int = 20
@@ -171,9 +219,11 @@ class EvalSettings:
     num_envs: int = 8
     deterministic: bool = False
     expert: bool = True
+    sample_seeds: int = 1
+    checkpoint_every: int = 0
 
     def __post_init__(self) -> None:
-        for name in ("episodes", "rollouts_per_state", "num_envs"):
+        for name in ("episodes", "rollouts_per_state", "num_envs", "sample_seeds"):
             value = getattr(self, name)
             if isinstance(value, bool) or not isinstance(value, int) or value < 1:
                 raise ValueError(f"{name} must be an integer >= 1, got {value!r}")
@@ -183,6 +233,9 @@ class EvalSettings:
             or self.seed_start < 0
         ):
             raise ValueError(f"seed_start must be an integer >= 0, got {self.seed_start!r}")
+        every = self.checkpoint_every
+        if isinstance(every, bool) or not isinstance(every, int) or every < 0:
+            raise ValueError(f"checkpoint_every must be an integer >= 0, got {every!r}")
         if self.eps is not None and (
             isinstance(self.eps, bool)
             or not isinstance(self.eps, (int, float))
@@ -237,18 +290,21 @@ class Trainer:
         table: the suite's table of model settings for it (``[env.<table>]``).
         requires: ``"module:attribute"`` that must be importable for it to be available.
         extra: the pip extra that provides ``requires``.
-        make_config: ``(table, gains, sigma) -> config`` — builds (and so validates) the
-            model configuration from the suite's table; raises ``ValueError``/``TypeError``.
+        make_config: ``(table, gains, sigma, noise_law="gaussian") -> config`` — builds
+            (and so validates) the model configuration from the suite's table; raises
+            ``ValueError``/``TypeError``.
         config_fields: the keys the table accepts.
         fit: ``(demo_path, num_demos, config, train_table, seed, threads, progress,
-            tensorboard_dir=None) -> TrainedPolicy``.
+            tensorboard_dir=None, on_checkpoint=None) -> TrainedPolicy``;
+            ``on_checkpoint(step, policy)`` runs every ``checkpoint_every`` steps of
+            ``train_table``.
     """
 
     name: str
     table: str
     requires: str
     extra: str
-    make_config: Callable[[dict[str, Any], bool, float], Any]
+    make_config: Callable[..., Any]
     config_fields: Callable[[], list[str]]
     fit: Callable[..., TrainedPolicy]
 
@@ -284,7 +340,7 @@ def policy_available(name: str) -> str | None:
 
 # ----------------------------------------------------------------------------- DDPM
 #: DDPMPolicyConfig fields the leaderboard sets itself, per policy name and run.
-DDPM_RESERVED = ("gains", "sigma")
+DDPM_RESERVED = ("gains", "sigma", "noise_law")
 
 
 def _ddpm_fields() -> list[str]:
@@ -293,14 +349,16 @@ def _ddpm_fields() -> list[str]:
     return [f.name for f in fields(DDPMPolicyConfig) if f.name not in DDPM_RESERVED]
 
 
-def _ddpm_config(table: dict[str, Any], gains: bool, sigma: float) -> Any:
+def _ddpm_config(
+    table: dict[str, Any], gains: bool, sigma: float, noise_law: str = "gaussian"
+) -> Any:
     from policies.config import DDPMPolicyConfig
 
     data = dict(table)
     for key in ("widths", "down_dims"):  # TOML arrays -> the tuples the config holds
         if isinstance(data.get(key), list):
             data[key] = tuple(data[key])
-    return DDPMPolicyConfig(**data, gains=gains, sigma=float(sigma))
+    return DDPMPolicyConfig(**data, gains=gains, sigma=float(sigma), noise_law=noise_law)
 
 
 def _train(
@@ -313,6 +371,7 @@ def _train(
     threads: int,
     progress: bool,
     tensorboard_dir: Path | None,
+    on_checkpoint: Callable[[int, Any], None] | None = None,
 ) -> tuple[Any, Any]:
     """``(dataset, policy)``: ``train`` (a trainer of :mod:`policies`) run on the first
     ``num_demos`` demonstrations of ``demo_path`` with the suite's training table."""
@@ -331,6 +390,7 @@ def _train(
         seed=seed,
         progress=progress,
         tensorboard_dir=tensorboard_dir,
+        on_checkpoint=on_checkpoint,
     )
     return dataset, policy
 
@@ -344,13 +404,23 @@ def _fit_ddpm(
     threads: int,
     progress: bool,
     tensorboard_dir: Path | None = None,
+    on_checkpoint: Callable[[int, Any], None] | None = None,
 ) -> TrainedPolicy:
     """Train :class:`policies.ddpm.DDPMChunkingPolicy` on the first ``num_demos`` demos."""
     from policies.networks import count_parameters
     from policies.training import train
 
     dataset, policy = _train(
-        train, demo_path, num_demos, config, train_table, seed, threads, progress, tensorboard_dir
+        train,
+        demo_path,
+        num_demos,
+        config,
+        train_table,
+        seed,
+        threads,
+        progress,
+        tensorboard_dir,
+        on_checkpoint,
     )
     history = policy.train_history
     return TrainedPolicy(
@@ -392,7 +462,7 @@ def make_train_config(table: dict[str, Any]) -> Any:
 
 # ----------------------------------------------------------------------------- baselines
 #: Baseline config fields the leaderboard sets itself, per policy name and run.
-BASELINE_RESERVED = ("gains", "sigma")
+BASELINE_RESERVED = ("gains", "sigma", "noise_law")
 
 
 def _baseline_config_class(name: str) -> type:
@@ -406,13 +476,19 @@ def _baseline_fields(config_class: str) -> list[str]:
     return [f.name for f in fields(cls) if f.name not in BASELINE_RESERVED]
 
 
-def _baseline_config(config_class: str, table: dict[str, Any], gains: bool, sigma: float) -> Any:
+def _baseline_config(
+    config_class: str,
+    table: dict[str, Any],
+    gains: bool,
+    sigma: float,
+    noise_law: str = "gaussian",
+) -> Any:
     cls = _baseline_config_class(config_class)
     data = dict(table)
     for key, value in data.items():  # TOML arrays -> the tuples the config holds
         if isinstance(value, list):
             data[key] = tuple(value)
-    return cls(**data, gains=gains, sigma=float(sigma))
+    return cls(**data, gains=gains, sigma=float(sigma), noise_law=noise_law)
 
 
 def _fit_baseline(
@@ -425,6 +501,7 @@ def _fit_baseline(
     threads: int,
     progress: bool,
     tensorboard_dir: Path | None = None,
+    on_checkpoint: Callable[[int, Any], None] | None = None,
 ) -> TrainedPolicy:
     """Train a baseline of :mod:`policies.baselines` (``train_function`` names its trainer,
     ``train_mlp_bc`` or ``train_diffusion_bc``) on the first ``num_demos`` demos."""
@@ -432,7 +509,16 @@ def _fit_baseline(
 
     train = getattr(baselines, train_function)
     dataset, policy = _train(
-        train, demo_path, num_demos, config, train_table, seed, threads, progress, tensorboard_dir
+        train,
+        demo_path,
+        num_demos,
+        config,
+        train_table,
+        seed,
+        threads,
+        progress,
+        tensorboard_dir,
+        on_checkpoint,
     )
     history = policy.train_history
     info: dict[str, Any] = {

@@ -31,6 +31,7 @@ from typing import Any
 import numpy as np
 
 from hint_envs._io import atomic_write_bytes
+from hint_envs.core import NOISE_LAWS
 
 from .registry import POLICIES
 from .runs import read_record, read_sessions, record_file
@@ -84,11 +85,12 @@ def run_value(record: dict[str, Any], metric: str) -> float | None:
 
 @dataclass
 class Row:
-    """One (env, policy, sigma, N) of the leaderboard: values over seeds."""
+    """One (env, policy, sigma, noise law, N) of the leaderboard: values over seeds."""
 
     env_id: str
     policy: str
     sigma: float
+    noise_law: str
     num_demos: int
     seeds: list[int]
     values: dict[str, list[float]]
@@ -109,10 +111,11 @@ def aggregate(records: Sequence[dict[str, Any]]) -> list[Row]:
     groups: dict[tuple, list[dict[str, Any]]] = defaultdict(list)
     for record in records:
         c = record["config"]
-        groups[(c["env_id"], c["policy"], c["sigma"], c["num_demos"])].append(record)
+        law = c.get("noise_law", "gaussian")
+        groups[(c["env_id"], c["policy"], c["sigma"], law, c["num_demos"])].append(record)
     order = {name: i for i, name in enumerate(POLICIES)}
     rows = []
-    for (env_id, policy, sigma, n), group in groups.items():
+    for (env_id, policy, sigma, law, n), group in groups.items():
         group = sorted(group, key=lambda r: r["config"]["seed"])
         values = {}
         for metric in COLUMNS:
@@ -123,6 +126,7 @@ def aggregate(records: Sequence[dict[str, Any]]) -> list[Row]:
                 env_id=env_id,
                 policy=policy,
                 sigma=sigma,
+                noise_law=law,
                 num_demos=n,
                 seeds=[r["config"]["seed"] for r in group],
                 values=values,
@@ -131,8 +135,21 @@ def aggregate(records: Sequence[dict[str, Any]]) -> list[Row]:
                 latency_s=[r["timing"]["sampling_latency"]["median_s"] for r in group],
             )
         )
-    rows.sort(key=lambda r: (r.env_id, r.num_demos, r.sigma, order.get(r.policy, len(order))))
+    laws = {law: i for i, law in enumerate(NOISE_LAWS)}
+    rows.sort(
+        key=lambda r: (
+            r.env_id,
+            r.num_demos,
+            r.sigma,
+            laws.get(r.noise_law, len(laws)),
+            order.get(r.policy, len(order)),
+        )
+    )
     return rows
+
+
+def _several_laws(rows: list[Row]) -> bool:
+    return any(row.noise_law != "gaussian" for row in rows)
 
 
 def _cell(stat: tuple[float, float, int] | None) -> str:
@@ -153,12 +170,16 @@ def _table(rows: list[Row], metric: str) -> list[str]:
         for m in COLUMNS
         if m != metric and m not in ONLY_AS_METRIC and any(r.values[m] for r in rows)
     ]
-    header = ["policy", "σ", "N", *(COLUMNS[m] for m in columns)]
+    laws = _several_laws(rows)
+    header = ["policy", "σ", *(["noise"] if laws else []), "N", *(COLUMNS[m] for m in columns)]
     header += ["seeds", "train (s)", "eval (s)", "latency (ms)"]
     lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
     for row in rows:
         sigma = f"{row.sigma:g}" if POLICIES[row.policy].uses_sigma else "–"
-        cells = [f"`{row.policy}`", sigma, str(row.num_demos)]
+        cells = [f"`{row.policy}`", sigma]
+        if laws:
+            cells.append(row.noise_law if row.sigma > 0 else "–")
+        cells.append(str(row.num_demos))
         cells += [_cell(row.stat(m)) for m in columns]
         cells += [
             str(len(row.seeds)),
@@ -174,14 +195,25 @@ def _plot(rows: list[Row], metrics: dict[str, str], figure: str, path: Path) -> 
     """Draw ``figure`` (a key of :data:`FIGURES`) into ``path``; None if nothing to draw."""
     title, curves = FIGURES[figure]
     names = [policy for policy, _ in curves]
+    # one panel per (env, N) and, in a suite with several noise laws, per law; a run
+    # without noise (sigma 0) belongs to every law's panel
+    laws = sorted({r.noise_law for r in rows if r.sigma > 0}, key=NOISE_LAWS.index) or ["gaussian"]
+
+    def in_panel(r: Row, panel: tuple) -> bool:
+        env_id, n, law = panel
+        return (r.env_id, r.num_demos) == (env_id, n) and (r.noise_law == law or r.sigma == 0)
+
     panels = sorted(
-        {(r.env_id, r.num_demos) for r in rows if r.policy in names and r.env_id in metrics}
+        {
+            (r.env_id, r.num_demos, law)
+            for r in rows
+            for law in laws
+            if r.policy in names and r.env_id in metrics
+        }
     )
     # a panel is worth drawing only if every compared policy has a point in it
     panels = [
-        p
-        for p in panels
-        if all(any(r.policy == n and (r.env_id, r.num_demos) == p for r in rows) for n in names)
+        p for p in panels if all(any(r.policy == n and in_panel(r, p) for r in rows) for n in names)
     ]
     if not panels:
         return None
@@ -192,7 +224,7 @@ def _plot(rows: list[Row], metrics: dict[str, str], figure: str, path: Path) -> 
 
     width = min(len(panels), 4)
     height = -(-len(panels) // width)
-    one_metric = len({metrics[env_id] for env_id, _ in panels}) == 1
+    one_metric = len({metrics[panel[0]] for panel in panels}) == 1
     fig, axes = plt.subplots(
         height,
         width,
@@ -200,13 +232,14 @@ def _plot(rows: list[Row], metrics: dict[str, str], figure: str, path: Path) -> 
         squeeze=False,
         sharey=one_metric,
     )
-    for ax, (env_id, n) in zip(axes.flat, panels, strict=False):
+    for ax, panel in zip(axes.flat, panels, strict=False):
+        env_id, n, law = panel
         metric = metrics[env_id]
         for (policy, label), marker in zip(curves, ("o", "s"), strict=True):
             points = sorted(
                 (r.sigma, r.stat(metric))
                 for r in rows
-                if r.env_id == env_id and r.num_demos == n and r.policy == policy
+                if in_panel(r, panel) and r.policy == policy
                 if r.stat(metric) is not None
             )
             if not points:
@@ -223,7 +256,8 @@ def _plot(rows: list[Row], metrics: dict[str, str], figure: str, path: Path) -> 
             ]
             for stat in filter(None, stats):
                 ax.axhline(stat[0], color="grey", ls="--", lw=1, label=label)
-        ax.set_title(f"{env_id.split('/')[-1]}, N = {n}", fontsize=10)
+        noise = f", {law} noise" if len(laws) > 1 or law != "gaussian" else ""
+        ax.set_title(f"{env_id.split('/')[-1]}, N = {n}{noise}", fontsize=10)
         ax.set_xlabel("σ (normalised units)")
         ax.set_ylabel(COLUMNS.get(metric, metric))
         if metric == "success":

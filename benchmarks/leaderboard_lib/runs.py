@@ -288,13 +288,28 @@ def run_job(
     import torch
 
     import hint_envs  # noqa: F401  (registers the envs in this process)
-    from hint_envs.evaluation import DEFAULT_EPS, evaluate
 
     torch.set_num_threads(threads)
     spec = job.spec
     trainer = TRAINERS[spec.trainer]
-    table = {k: v for k, v in spec.model.items() if k not in ("gains", "sigma")}
-    config = trainer.make_config(table, spec.gains, spec.train_sigma)
+    table = {k: v for k, v in spec.model.items() if k not in ("gains", "sigma", "noise_law")}
+    config = trainer.make_config(table, spec.gains, spec.train_sigma, spec.noise_law)
+    settings = EvalSettings(**spec.eval)
+    train_table = dict(spec.train)
+    checkpoints: dict[str, list[dict[str, Any]]] = {run.name: [] for run in job.runs}
+    on_checkpoint = None
+    if settings.checkpoint_every:  # the paper's protocol: every arm at every checkpoint
+        train_table["checkpoint_every"] = settings.checkpoint_every
+
+        def on_checkpoint(step: int, policy: Any) -> None:
+            scores: dict[tuple, dict[str, Any]] = {}
+            for run in job.runs:
+                key = _evaluation_key(run)
+                if key not in scores:
+                    result = _evaluate(policy, trained_like, run, settings, run.sample_seed, False)
+                    scores[key] = _summary_metrics(result.records)
+                checkpoints[run.name].append({"step": step, "metrics": scores[key]})
+            logger.info("checkpoint %d of %s evaluated", step, job.name)
 
     tmp_file = None
     if isinstance(demos, bytes):
@@ -303,6 +318,8 @@ def run_job(
             f.write(demos)
         demos = tmp_file = Path(tmp_name)
     try:
+        if on_checkpoint is not None:  # the chunking and noise scale a checkpoint runs with
+            trained_like = _chunk_settings(demos, spec.num_demos, config)
         start = time.perf_counter()
         board_dir = None
         if tensorboard is not None:
@@ -311,17 +328,17 @@ def run_job(
             demos,
             spec.num_demos,
             config,
-            spec.train,
+            train_table,
             spec.train_seed,
             threads,
             progress,
             tensorboard_dir=board_dir,
+            on_checkpoint=on_checkpoint,
         )
         train_s = time.perf_counter() - start
     finally:
         if tmp_file is not None:
             tmp_file.unlink(missing_ok=True)
-    settings = EvalSettings(**spec.eval)
     latency = sampling_latency(trained.policy, trained.example_obs, settings.num_envs)
 
     environment = {
@@ -331,51 +348,154 @@ def run_job(
         "host": platform.node(),
         "torch_threads": torch.get_num_threads(),
     }
-    evaluated: dict[float, tuple[dict[str, Any], float]] = {}
+    evaluated: dict[tuple, tuple[dict[str, Any], float]] = {}
     records = []
     for run in job.runs:
-        if run.test_sigma not in evaluated:  # identical evaluations are done once
+        key = _evaluation_key(run)
+        if key not in evaluated:  # identical evaluations are done once
             start = time.perf_counter()
-            result = evaluate(
-                trained.policy,
-                run.env_id,
-                seeds=settings.seeds,
-                chunk_length=trained.chunk_length,
-                obs_horizon=trained.obs_horizon,
-                gains=trained.gains,
-                sigma=run.test_sigma,
-                noise_scale=trained.noise_scale,
-                rollouts_per_state=settings.rollouts_per_state,
-                eps=settings.eps if settings.eps is not None else DEFAULT_EPS,
-                expert=settings.expert,
-                num_envs=settings.num_envs,
-                deterministic=settings.deterministic,
-                progress=progress,
-                sample_seed=run.sample_seed,
+            evaluated[key] = (
+                _evaluate_sampler_seeds(trained.policy, trained, run, settings, progress),
+                time.perf_counter() - start,
             )
-            evaluated[run.test_sigma] = (result.to_dict(), time.perf_counter() - start)
-        result_dict, eval_s = evaluated[run.test_sigma]
-        records.append(
-            {
-                "schema": run.config()["record_schema"],
-                "run": run.name,
-                "run_hash": run.run_hash,
-                "config": run.config(),
-                "metrics": result_dict["metrics"],
-                "expert_metrics": result_dict["expert_metrics"],
-                "episodes": result_dict["episodes"],
-                "evaluation": result_dict["config"],
-                "training": {
-                    **trained.train_info,
-                    "shared_with": [r.name for r in job.runs if r is not run],
-                },
-                "timing": {"train_s": train_s, "eval_s": eval_s, "sampling_latency": latency},
-                "environment": environment,
-            }
-        )
+        result_dict, eval_s = evaluated[key]
+        record = {
+            "schema": run.config()["record_schema"],
+            "run": run.name,
+            "run_hash": run.run_hash,
+            "config": run.config(),
+            "metrics": result_dict["metrics"],
+            "expert_metrics": result_dict["expert_metrics"],
+            "episodes": result_dict["episodes"],
+            "evaluation": result_dict["config"],
+            "training": {
+                **trained.train_info,
+                "shared_with": [r.name for r in job.runs if r is not run],
+            },
+            "timing": {"train_s": train_s, "eval_s": eval_s, "sampling_latency": latency},
+            "environment": environment,
+        }
+        if "by_sample_seed" in result_dict:
+            record["by_sample_seed"] = result_dict["by_sample_seed"]
+        if settings.checkpoint_every:
+            record["checkpoints"] = checkpoints[run.name]
+        records.append(record)
     if board_dir is not None:
         _write_eval_scalars(board_dir, records, int(spec.train.get("steps", 0)))
     return records
+
+
+def sample_seeds(run: RunSpec, settings: EvalSettings) -> list[int]:
+    """The sampler seeds ``run`` is evaluated with: its own ``sample_seed`` first, then
+    ``derive_seed(suite seed, seed, 1, j)`` for ``j = 1 .. sample_seeds - 1``."""
+    from .suite import derive_seed
+
+    extra = [derive_seed(run.suite_seed, run.seed, 1, j) for j in range(1, settings.sample_seeds)]
+    return [run.sample_seed, *extra]
+
+
+def _evaluation_key(run: RunSpec) -> tuple:
+    """Runs of one job with the same key have the same evaluation (done once)."""
+    law = run.noise_law if run.test_sigma > 0 else None
+    return (run.test_sigma, law, run.test_shift)
+
+
+def _chunk_settings(demos: str | Path, num_demos: int, config: Any) -> TrainedPolicy:
+    """The chunk-level settings of a policy trained on ``demos`` with ``config`` (without
+    training it): what evaluating a checkpoint needs."""
+    from hint_envs.data import ChunkDataset
+
+    dataset = ChunkDataset(
+        demos, config.obs_horizon, config.horizon, gains=config.gains, num_demos=num_demos
+    )
+    return TrainedPolicy(
+        policy=None,
+        chunk_length=config.chunk_length,
+        obs_horizon=config.obs_horizon,
+        gains=config.gains,
+        noise_scale=np.asarray(dataset.stats.obs.noise_scale, dtype=float),
+        example_obs=np.empty((0,)),
+        train_info={},
+    )
+
+
+def _evaluate(
+    policy: Any,
+    trained: TrainedPolicy,
+    run: RunSpec,
+    settings: EvalSettings,
+    sample_seed: int,
+    progress: bool,
+) -> Any:
+    """One :func:`hint_envs.evaluation.evaluate` of ``policy`` as ``run`` says."""
+    from hint_envs.evaluation import DEFAULT_EPS, evaluate
+
+    return evaluate(
+        policy,
+        run.env_id,
+        seeds=settings.seeds,
+        chunk_length=trained.chunk_length,
+        obs_horizon=trained.obs_horizon,
+        gains=trained.gains,
+        sigma=run.test_sigma,
+        noise_scale=trained.noise_scale,
+        noise_law=run.noise_law,
+        obs_shift=run.test_shift,
+        rollouts_per_state=settings.rollouts_per_state,
+        eps=settings.eps if settings.eps is not None else DEFAULT_EPS,
+        expert=settings.expert,
+        num_envs=settings.num_envs,
+        deterministic=settings.deterministic,
+        progress=progress,
+        sample_seed=sample_seed,
+    )
+
+
+def _summary_metrics(records: list[Any]) -> dict[str, Any]:
+    """Success, return and max reward of episode records, pooled."""
+    from hint_envs.evaluation.metrics import mean_max_reward, mean_return, success_rate
+
+    return {
+        "success": success_rate(records).to_dict(),
+        "return": mean_return(records).to_dict(),
+        "max_reward": mean_max_reward(records).to_dict(),
+    }
+
+
+def _evaluate_sampler_seeds(
+    policy: Any, trained: TrainedPolicy, run: RunSpec, settings: EvalSettings, progress: bool
+) -> dict[str, Any]:
+    """Evaluate ``run`` once per sampler seed; the first evaluation's dict with the
+    episodes of every seed (each tagged with its ``sample_seed`` and ``max_reward``), and,
+    with more than one seed, the pooled success / return / max reward in ``metrics`` and
+    each seed's in ``by_sample_seed``."""
+    results = [
+        _evaluate(policy, trained, run, settings, seed, progress)
+        for seed in sample_seeds(run, settings)
+    ]
+    out = results[0].to_dict()
+    episodes = []
+    for seed, result in zip(sample_seeds(run, settings), results, strict=True):
+        for episode, record in zip(result.to_dict()["episodes"], result.records, strict=True):
+            rewards = np.asarray(record.rewards, dtype=float)
+            episodes.append(
+                {
+                    **episode,
+                    "sample_seed": seed,
+                    "max_reward": float(rewards.max()) if rewards.size else 0.0,
+                }
+            )
+    out["episodes"] = episodes
+    if len(results) > 1:
+        out["metrics"] = {
+            **out["metrics"],
+            **_summary_metrics([r for result in results for r in result.records]),
+        }
+        out["by_sample_seed"] = [
+            {"sample_seed": seed, "metrics": _summary_metrics(result.records)}
+            for seed, result in zip(sample_seeds(run, settings), results, strict=True)
+        ]
+    return out
 
 
 def _write_eval_scalars(log_dir: Path, records: list[dict[str, Any]], step: int) -> None:

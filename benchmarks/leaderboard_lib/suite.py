@@ -12,6 +12,7 @@ N, seeds, the model and training settings and the evaluation protocol::
     id = "hint_envs/PlanarQuadrotor-v0"
     policies = ["hint", "ddpm_no_gains", "ddpm_train_noise"]
     sigmas = [0.0, 0.1]                 # normalised units
+    noise_laws = ["gaussian"]           # laws of the sigma > 0 noise (the default)
     num_demos = [1, 10]
     seeds = [0, 1]
     metric = "success"                  # the metric plotted and sorted by
@@ -42,6 +43,7 @@ where or in which order it was computed.
 from __future__ import annotations
 
 import hashlib
+import itertools
 import json
 import math
 import sys
@@ -98,6 +100,8 @@ _ENV_KEYS = {
     "id": "gymnasium id of a hint_envs environment",
     "policies": "list of policy names",
     "sigmas": "list of noise levels (normalised units, >= 0)",
+    "noise_laws": "list of noise laws of the sigma > 0 runs (default ['gaussian']; "
+    "'uniform' is the authors' code, 'uniform_centered' its unbiased control)",
     "num_demos": "list of demonstration counts",
     "seeds": "list of run seeds",
     "metric": "metric the report plots (default 'success')",
@@ -133,6 +137,7 @@ class EnvBlock:
         env_id: the environment.
         policies: policy names, in the suite's order.
         sigmas: noise levels in normalised units.
+        noise_laws: the laws the noise of the sigma > 0 runs is drawn from.
         num_demos: demonstration counts.
         seeds: run seeds.
         metric: the metric the report plots.
@@ -153,6 +158,7 @@ class EnvBlock:
     train: dict[str, Any]
     eval: EvalSettings
     dataset: str | None = None
+    noise_laws: tuple[str, ...] = ("gaussian",)
 
 
 @dataclass(frozen=True)
@@ -202,6 +208,8 @@ class RunSpec:
         env_id, policy, sigma, num_demos, seed: the grid point (``sigma`` is 0 for
             policies that ignore it).
         trainer, gains, train_sigma, test_sigma: what the policy name means here.
+        noise_law: the law of the run's noise (``"gaussian"`` whenever it has none).
+        test_shift: constant shift of its test observations, normalised units.
         suite_seed: the suite's seed.
         train_seed: seed of training (weights, batches, data noise).
         sample_seed: seed of the policy's sampler before evaluation.
@@ -229,6 +237,8 @@ class RunSpec:
     train: dict[str, Any]
     eval: dict[str, Any]
     dataset: str | None = None
+    noise_law: str = "gaussian"
+    test_shift: float = 0.0
     run_hash: str = ""
 
     def config(self) -> dict[str, Any]:
@@ -237,15 +247,19 @@ class RunSpec:
         data.pop("run_hash")
         if data["dataset"] is None:  # collected demonstrations: the layout before datasets
             data.pop("dataset")
+        if data["test_shift"] == 0:  # the layout before shifted arms
+            data.pop("test_shift")
         data["record_schema"] = RECORD_SCHEMA
         return data
 
     @property
     def name(self) -> str:
-        """Human-readable id, e.g. ``PlanarQuadrotor-v0/hint/sigma0.1_n10_seed0``."""
+        """Human-readable id, e.g. ``PlanarQuadrotor-v0/hint/sigma0.1_n10_seed0`` (with the
+        noise law after sigma when it is not Gaussian: ``sigma0.1_uniform_n10_seed0``)."""
+        law = "" if self.noise_law == "gaussian" else f"_{self.noise_law}"
         return (
             f"{_slug(self.env_id)}/{self.policy}/"
-            f"sigma{_sigma_text(self.sigma)}_n{self.num_demos}_seed{self.seed}"
+            f"sigma{_sigma_text(self.sigma)}{law}_n{self.num_demos}_seed{self.seed}"
         )
 
     @property
@@ -257,8 +271,8 @@ class RunSpec:
     def train_key(self) -> str:
         """Runs with the same key train the same model (they share a :class:`Job`)."""
         data = self.config()
-        for key in ("policy", "sigma", "test_sigma", "eval"):
-            data.pop(key)
+        for key in ("policy", "sigma", "test_sigma", "test_shift", "eval"):
+            data.pop(key, None)
         return _hash(data)
 
     @property
@@ -428,6 +442,17 @@ def _env_block(block: Any, where: str) -> EnvBlock:
                 "expert seeds reserved per run seed"
             )
     seeds = [_int(s, f"{where}: seeds entry", low=0) for s in _list(block, "seeds", where)]
+    noise_laws = ["gaussian"]
+    if "noise_laws" in block:
+        from hint_envs.core import NOISE_LAWS
+
+        noise_laws = _list(block, "noise_laws", where)
+        for law in noise_laws:
+            if law not in NOISE_LAWS:
+                raise SuiteError(
+                    f"{where}: unknown noise law {law!r} in noise_laws; choose from "
+                    f"{list(NOISE_LAWS)}"
+                )
     metric = _typed(block.get("metric", "success"), str, f"{where}: metric")
     if metric not in METRIC_NAMES:
         raise SuiteError(f"{where}: unknown metric {metric!r}; choose one of {list(METRIC_NAMES)}")
@@ -485,6 +510,7 @@ def _env_block(block: Any, where: str) -> EnvBlock:
         train=settings["train"],
         eval=eval_settings,
         dataset=dataset,
+        noise_laws=tuple(noise_laws),
     )
 
 
@@ -556,51 +582,61 @@ def _check_env_available(env_id: str, where: str) -> None:
 def expand(suite: Suite) -> list[Job]:
     """The suite's runs, grouped into jobs (one trained model each).
 
-    Order: env blocks, then seeds, demonstration counts, policies and sigmas, so that
-    an interrupted leaderboard has complete seeds rather than complete policies.
-    Policies that ignore sigma run once, at sigma 0.
+    Order: env blocks, then seeds, demonstration counts, noise laws, policies and sigmas,
+    so that an interrupted leaderboard has complete seeds rather than complete policies.
+    Policies that ignore sigma run once, at sigma 0; runs at sigma 0 have no noise and so
+    no law (they run once, as ``"gaussian"``); a policy entry limited to some laws runs
+    only under those.
 
     Returns:
         the jobs; every run appears in exactly one.
     """
     jobs: dict[str, Job] = {}
     for block in suite.envs:
-        for seed in block.seeds:
-            for n in block.num_demos:
-                for name in block.policies:
-                    entry = POLICIES[name]
-                    trainer = TRAINERS[entry.trainer]
-                    sigmas = block.sigmas if entry.uses_sigma else (0.0,)
-                    for sigma in sigmas:
-                        train_sigma = entry.train_sigma(sigma)
-                        model = trainer.make_config(
-                            block.tables[trainer.table], entry.gains, train_sigma
-                        )
-                        spec = RunSpec(
-                            env_id=block.env_id,
-                            policy=name,
-                            sigma=float(sigma),
-                            num_demos=n,
-                            seed=seed,
-                            trainer=trainer.name,
-                            gains=entry.gains,
-                            train_sigma=train_sigma,
-                            test_sigma=entry.test_sigma(sigma),
-                            suite_seed=suite.seed,
-                            train_seed=derive_seed(suite.seed, seed),
-                            sample_seed=derive_seed(suite.seed, seed, 1),
-                            demo_first_seed=0 if block.dataset else DEMO_SEED_STRIDE * seed,
-                            model=model.to_dict(),
-                            train={
-                                k: v
-                                for k, v in make_train_config(block.train).to_dict().items()
-                                if k != "num_threads"
-                            },
-                            eval=asdict(block.eval),
-                            dataset=block.dataset,
-                        )
-                        spec = _with_hash(spec)
-                        jobs.setdefault(spec.train_key, Job()).runs.append(spec)
+        grid = itertools.product(block.seeds, block.num_demos, block.noise_laws)
+        for seed, n, law in grid:
+            for name in block.policies:
+                entry = POLICIES[name]
+                if entry.noise_laws is not None and law not in entry.noise_laws:
+                    continue
+                trainer = TRAINERS[entry.trainer]
+                sigmas = block.sigmas if entry.uses_sigma else (0.0,)
+                for sigma in sigmas:
+                    noiseless = sigma == 0 or not entry.uses_sigma
+                    if noiseless and law != block.noise_laws[0]:
+                        continue  # no noise, no law: once
+                    run_law = "gaussian" if noiseless else law
+                    train_sigma = entry.train_sigma(sigma)
+                    model = trainer.make_config(
+                        block.tables[trainer.table], entry.gains, train_sigma, run_law
+                    )
+                    spec = RunSpec(
+                        env_id=block.env_id,
+                        policy=name,
+                        sigma=float(sigma),
+                        num_demos=n,
+                        seed=seed,
+                        trainer=trainer.name,
+                        gains=entry.gains,
+                        train_sigma=train_sigma,
+                        test_sigma=entry.test_sigma(sigma),
+                        suite_seed=suite.seed,
+                        train_seed=derive_seed(suite.seed, seed),
+                        sample_seed=derive_seed(suite.seed, seed, 1),
+                        demo_first_seed=0 if block.dataset else DEMO_SEED_STRIDE * seed,
+                        model=model.to_dict(),
+                        train={
+                            k: v
+                            for k, v in make_train_config(block.train).to_dict().items()
+                            if k != "num_threads"
+                        },
+                        eval=asdict(block.eval),
+                        dataset=block.dataset,
+                        noise_law=run_law,
+                        test_shift=entry.test_shift(sigma),
+                    )
+                    spec = _with_hash(spec)
+                    jobs.setdefault(spec.train_key, Job()).runs.append(spec)
     return list(jobs.values())
 
 

@@ -25,7 +25,7 @@ from typing import Any
 
 import numpy as np
 
-from hint_envs.core import check_noise_level
+from hint_envs.core import check_noise_law, check_noise_level
 from hint_envs.evaluation.metrics import (
     imitation_loss,
     mean_max_reward,
@@ -148,6 +148,8 @@ def evaluate(
     progress: bool = True,
     workers: int = 1,
     sample_seed: int = 0,
+    noise_law: str = "gaussian",
+    obs_shift: float = 0.0,
 ) -> EvaluationResult:
     """Evaluate ``policy`` on ``env_id`` from the initial states of ``seeds``.
 
@@ -179,6 +181,12 @@ def evaluate(
             same for any number (:func:`~hint_envs.evaluation.rollout.rollout_policy`).
         sample_seed: seed of a stochastic policy's sampler, reseeded per group of
             ``num_envs`` episodes from it and the group's first seed.
+        noise_law: the law of the test-time noise, one of
+            :data:`hint_envs.core.NOISE_LAWS` (the policy's training law for replica
+            noise: ``policy.config.noise_law``).
+        obs_shift: a constant added to every observation feature the policy sees, in
+            normalised units (``obs_shift * noise_scale``); 0 for none. An experiment's
+            tool: the bias the ``"uniform"`` law's train-only arm meets is ``-sigma / 2``.
 
     Returns:
         an :class:`EvaluationResult` (``to_dict()`` is JSON-serialisable).
@@ -198,6 +206,7 @@ def evaluate(
         raise ValueError(f"eps must be a finite number > 0, got {eps!r}")
     n = int(rollouts_per_state)
     sigma = check_noise_level(sigma)
+    noise_law = check_noise_law(noise_law)
     if sigma > 0 and np.ndim(noise_scale) == 0 and float(noise_scale) == 1.0:
         logger.warning(
             "sigma=%g with noise_scale=1: the noise is sigma raw units in every observation "
@@ -226,6 +235,8 @@ def evaluate(
         progress=progress,
         workers=workers,
         sample_seed=sample_seed,
+        noise_law=noise_law,
+        obs_shift=obs_shift,
     )
     expert_records: list[EpisodeRecord] = []
     if expert:
@@ -277,6 +288,8 @@ def evaluate(
         "obs_horizon": int(obs_horizon),
         "gains": bool(gains),
         "sigma": float(sigma),
+        "noise_law": noise_law,
+        "obs_shift": float(obs_shift),
         "noise_scale": np.asarray(noise_scale, dtype=float).tolist(),
         "rollouts_per_state": n,
         "eps": float(eps),
@@ -295,5 +308,5 @@ def evaluate(
         records=records,
         expert_records=expert_records,
     )
-    logger.info("evaluation of %s (sigma=%g):\n%s", env_id, sigma, result)
+    logger.info("evaluation of %s (sigma=%g, %s):\n%s", env_id, sigma, noise_law, result)
     return result

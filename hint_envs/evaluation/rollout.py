@@ -173,6 +173,8 @@ def make_chunk_env(
     sigma: float = 0.0,
     noise_scale: np.ndarray | float = 1.0,
     env_kwargs: dict[str, Any] | None = None,
+    noise_law: str = "gaussian",
+    obs_shift: float = 0.0,
 ) -> gym.Env:
     """Build the chunk-level evaluation environment (the whole wrapper stack).
 
@@ -185,19 +187,24 @@ def make_chunk_env(
         noise_scale: ``(d_obs,)`` or scalar raw units per normalised unit (the dataset's
             :attr:`~hint_envs.data.normalization.RangeNormalizer.noise_scale`).
         env_kwargs: keyword arguments for ``gym.make``.
+        noise_law: the law of the replica noise (:data:`hint_envs.core.NOISE_LAWS`).
+        obs_shift: constant shift of every observation feature in normalised units
+            (:class:`~hint_envs.wrappers.ReplicaNoiseWrapper`'s ``shift``; 0: none).
 
     Returns:
         ``ReplicaNoiseWrapper(PrimitiveControllerWrapper(gym.make(env_id)))`` if
-        ``sigma > 0``, else without the noise wrapper. Observations ``(obs_horizon,
-        d_obs)``, actions ``(action_dim,)`` composite actions.
+        ``sigma > 0`` or ``obs_shift != 0``, else without the noise wrapper. Observations
+        ``(obs_horizon, d_obs)``, actions ``(action_dim,)`` composite actions.
     """
     sigma = check_noise_level(sigma)
     env = gym.make(env_id, **(env_kwargs or {}))
     env = PrimitiveControllerWrapper(
         env, chunk_length=chunk_length, obs_horizon=obs_horizon, gains=gains
     )
-    if sigma > 0:
-        env = ReplicaNoiseWrapper(env, sigma=sigma, scale=noise_scale)
+    if sigma > 0 or obs_shift != 0:
+        env = ReplicaNoiseWrapper(
+            env, sigma=sigma, scale=noise_scale, noise_law=noise_law, shift=obs_shift
+        )
     return env
 
 
@@ -432,6 +439,8 @@ def rollout_policy(
     progress: bool = True,
     workers: int = 1,
     sample_seed: int = 0,
+    noise_law: str = "gaussian",
+    obs_shift: float = 0.0,
 ) -> list[EpisodeRecord]:
     """Roll ``policy`` out for one episode per seed, in groups of ``num_envs`` episodes.
 
@@ -470,6 +479,8 @@ def rollout_policy(
         progress: show a tqdm bar over episodes.
         workers: processes to run groups in (``1``: this process).
         sample_seed: seed of the policy's sampler (combined with each group's first seed).
+        noise_law: the law of the replica noise (:data:`hint_envs.core.NOISE_LAWS`).
+        obs_shift: constant shift of the observations the policy sees, normalised units.
 
     Returns:
         one :class:`EpisodeRecord` per seed, in the order of ``seeds``.
@@ -496,7 +507,17 @@ def rollout_policy(
         )
     if not seeds:
         return []
-    env_args = (env_id, chunk_length, obs_horizon, gains, sigma, noise_scale, env_kwargs)
+    env_args = (
+        env_id,
+        chunk_length,
+        obs_horizon,
+        gains,
+        sigma,
+        noise_scale,
+        env_kwargs,
+        noise_law,
+        obs_shift,
+    )
     check_policy_fits(policy, env_args)  # bad settings fail here, before any rollout
     groups = []
     for first in range(0, len(seeds), int(num_envs)):

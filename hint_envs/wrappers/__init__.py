@@ -17,6 +17,7 @@ from hint_envs.wrappers.replica_noise import (
     ReplicaNoiseVectorWrapper,
     ReplicaNoiseWrapper,
     add_replica_noise,
+    draw_noise,
 )
 
 __all__ = [
@@ -26,5 +27,6 @@ __all__ = [
     "ReplicaNoiseVectorWrapper",
     "REPLICA_NOISE_STREAM",
     "add_replica_noise",
+    "draw_noise",
     "composite_action_bounds",
 ]

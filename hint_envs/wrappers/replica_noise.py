@@ -1,4 +1,13 @@
-"""Replica noise: the same Gaussian observation noise at training and at test time."""
+"""Replica noise: the same observation noise at training and at test time.
+
+The noise is ``sigma * scale * eps`` with ``eps`` drawn per observation feature from a
+*noise law* (:data:`hint_envs.core.NOISE_LAWS`): ``"gaussian"`` N(0, 1), the HINT paper's
+text and the default; ``"uniform"`` U[0, 1), what the authors' code draws (pfrommerd/
+diffusion_policy_pt, ``diffusion_unet_lowdim_policy.py``: ``global_cond_noise *
+torch.rand(...)``), whose mean sigma/2 shifts every input; ``"uniform_centered"``
+U[-1/2, 1/2), the same spread without the shift. A policy records its law
+(``config.noise_law``) and is evaluated under it.
+"""
 
 from __future__ import annotations
 
@@ -9,20 +18,41 @@ import numpy as np
 from gymnasium import spaces
 from gymnasium.vector.utils import batch_space
 
-from hint_envs.core import check_noise_level
+from hint_envs.core import check_noise_law, check_noise_level
 
 __all__ = [
     "REPLICA_NOISE_STREAM",
     "ReplicaNoiseVectorWrapper",
     "ReplicaNoiseWrapper",
     "add_replica_noise",
+    "draw_noise",
 ]
 
 
-def add_replica_noise(
-    obs: np.ndarray, sigma: float, scale: np.ndarray | float, rng: np.random.Generator
+def draw_noise(
+    rng: np.random.Generator, shape: tuple[int, ...], law: str = "gaussian"
 ) -> np.ndarray:
-    """Return ``obs + sigma * scale * eps`` with ``eps ~ N(0, I)`` drawn from ``rng``.
+    """``eps`` of ``shape`` from ``rng`` under ``law`` (:data:`~hint_envs.core.NOISE_LAWS`).
+
+    Returns:
+        float64 array: N(0, 1) entries for ``"gaussian"``, U[0, 1) for ``"uniform"``,
+        U[-1/2, 1/2) for ``"uniform_centered"``.
+    """
+    law = check_noise_law(law)
+    if law == "gaussian":
+        return rng.standard_normal(shape)
+    eps = rng.random(shape)
+    return eps - 0.5 if law == "uniform_centered" else eps
+
+
+def add_replica_noise(
+    obs: np.ndarray,
+    sigma: float,
+    scale: np.ndarray | float,
+    rng: np.random.Generator,
+    law: str = "gaussian",
+) -> np.ndarray:
+    """Return ``obs + sigma * scale * eps`` with ``eps`` drawn from ``rng`` under ``law``.
 
     This one function noises observations both in :class:`ReplicaNoiseWrapper` (test time,
     "replica noising") and in policy training (data noising), so the two agree exactly.
@@ -33,15 +63,19 @@ def add_replica_noise(
         scale: ``(D,)`` or scalar raw units per normalised unit
             (:attr:`hint_envs.data.normalization.RangeNormalizer.noise_scale`).
         rng: the generator to draw ``eps`` from.
+        law: the law of ``eps`` per feature (:func:`draw_noise`): ``"gaussian"``
+            N(0, 1), ``"uniform"`` U[0, 1) (mean 1/2: the authors' code), or
+            ``"uniform_centered"`` U[-1/2, 1/2).
 
     Returns:
         noised observations, same shape as ``obs``, float64 (or obs's float dtype).
 
     Raises:
-        ValueError: negative or non-finite ``sigma``, or a ``scale`` that does not
-            broadcast against ``obs``'s last axis.
+        ValueError: negative or non-finite ``sigma``, an unknown ``law``, or a ``scale``
+            that does not broadcast against ``obs``'s last axis.
     """
     sigma = check_noise_level(sigma)
+    law = check_noise_law(law)
     obs = np.asarray(obs)
     dtype = obs.dtype if np.issubdtype(obs.dtype, np.floating) else np.float64
     scale = np.asarray(scale, dtype=np.float64)
@@ -52,7 +86,7 @@ def add_replica_noise(
         )
     if sigma == 0:
         return obs.astype(dtype, copy=True)
-    eps = rng.standard_normal(obs.shape)
+    eps = draw_noise(rng, obs.shape, law)
     return (obs + sigma * scale * eps).astype(dtype, copy=False)
 
 
@@ -85,15 +119,24 @@ def _noise_generator(seed: int) -> np.random.Generator:
     return np.random.default_rng(np.random.SeedSequence([int(seed), REPLICA_NOISE_STREAM]))
 
 
-def _noised_space(space: spaces.Box, sigma: float) -> spaces.Box:
-    """The honest space of noised observations: unbounded when ``sigma > 0``."""
-    if sigma == 0:
+def _check_shift(shift: Any) -> float:
+    """Validate a constant shift in normalised units: a finite real number (any sign)."""
+    if isinstance(shift, (bool, np.bool_)) or not isinstance(shift, (int, float, np.number)):
+        raise TypeError(f"shift must be a real number (normalised units), got {shift!r}")
+    if not np.isfinite(shift):
+        raise ValueError(f"shift must be finite, got {shift!r}")
+    return float(shift)
+
+
+def _noised_space(space: spaces.Box, sigma: float, shift: float = 0.0) -> spaces.Box:
+    """The honest space of noised observations: unbounded when ``sigma > 0`` or shifted."""
+    if sigma == 0 and shift == 0:
         return space
     return spaces.Box(-np.inf, np.inf, shape=space.shape, dtype=space.dtype)
 
 
 class ReplicaNoiseWrapper(gym.ObservationWrapper, gym.utils.RecordConstructorArgs):
-    """Adds ``sigma * scale * eps``, ``eps ~ N(0, I)``, to what the policy observes.
+    """Adds ``sigma * scale * eps``, ``eps`` from a noise law, to what the policy observes.
 
     Replica noising (HINT, Block et al. 2023): the policy is trained on observations noised
     by :func:`add_replica_noise` and sees the same noise at test time. The noise touches
@@ -118,12 +161,21 @@ class ReplicaNoiseWrapper(gym.ObservationWrapper, gym.utils.RecordConstructorArg
             observation's last axis (``(d_obs,)`` for an observation chunk, shared by all
             ``obs_horizon`` rows): the dataset's
             :attr:`~hint_envs.data.normalization.RangeNormalizer.noise_scale`.
+        noise_law: the law of ``eps`` per feature, one of
+            :data:`~hint_envs.core.NOISE_LAWS`: ``"gaussian"`` N(0, 1) (the paper's text,
+            the default), ``"uniform"`` U[0, 1) (the authors' code), ``"uniform_centered"``
+            U[-1/2, 1/2). Use the law the policy was trained with
+            (``policy.config.noise_law``).
+        shift: a constant added to every observation feature, in normalised units
+            (``shift * scale``), before the noise: an experiment's tool, e.g. the mean
+            ``-sigma / 2`` by which the ``"uniform"`` law's train-only arm sees its inputs
+            moved (docs/results/fig6.md). 0 (the default) for replica noise itself.
 
     Raises:
         TypeError: non-Box observation space, or a ``sigma`` that is not a real number
             (a string such as ``"0.1"``, a bool, None).
         ValueError: negative or non-finite ``sigma``; a ``scale`` of the wrong shape or
-            with negative or non-finite entries.
+            with negative or non-finite entries; an unknown ``noise_law``.
 
     Example:
         >>> import gymnasium as gym
@@ -143,8 +195,17 @@ class ReplicaNoiseWrapper(gym.ObservationWrapper, gym.utils.RecordConstructorArg
         True
     """
 
-    def __init__(self, env: gym.Env, sigma: float, scale: float | np.ndarray = 1.0) -> None:
-        gym.utils.RecordConstructorArgs.__init__(self, sigma=sigma, scale=scale)
+    def __init__(
+        self,
+        env: gym.Env,
+        sigma: float,
+        scale: float | np.ndarray = 1.0,
+        noise_law: str = "gaussian",
+        shift: float = 0.0,
+    ) -> None:
+        gym.utils.RecordConstructorArgs.__init__(
+            self, sigma=sigma, scale=scale, noise_law=noise_law, shift=shift
+        )
         gym.ObservationWrapper.__init__(self, env)
         if not isinstance(env.observation_space, spaces.Box):
             raise TypeError(
@@ -153,8 +214,10 @@ class ReplicaNoiseWrapper(gym.ObservationWrapper, gym.utils.RecordConstructorArg
             )
         self.sigma = _check_sigma(sigma)
         self.scale = _check_scale(scale, env.observation_space.shape)
+        self.noise_law = check_noise_law(noise_law)
+        self.shift = _check_shift(shift)
         self._rng: np.random.Generator | None = None
-        self.observation_space = _noised_space(env.observation_space, self.sigma)
+        self.observation_space = _noised_space(env.observation_space, self.sigma, self.shift)
 
     @property
     def noise_rng(self) -> np.random.Generator:
@@ -166,7 +229,7 @@ class ReplicaNoiseWrapper(gym.ObservationWrapper, gym.utils.RecordConstructorArg
     def set_sigma(self, sigma: float) -> None:
         """Change the noise level (e.g. in a sweep); updates the observation space."""
         self.sigma = _check_sigma(sigma)
-        self.observation_space = _noised_space(self.env.observation_space, self.sigma)
+        self.observation_space = _noised_space(self.env.observation_space, self.sigma, self.shift)
 
     def reset(
         self, *, seed: int | None = None, options: dict[str, Any] | None = None
@@ -192,8 +255,13 @@ class ReplicaNoiseWrapper(gym.ObservationWrapper, gym.utils.RecordConstructorArg
         return self.observation(obs), reward, terminated, truncated, info
 
     def observation(self, observation: np.ndarray) -> np.ndarray:
-        """Return ``observation + sigma * scale * eps`` (a new array, same shape)."""
-        return add_replica_noise(observation, self.sigma, self.scale, self.noise_rng)
+        """Return ``observation + scale * (shift + sigma * eps)`` (a new array, same shape)."""
+        noised = add_replica_noise(
+            observation, self.sigma, self.scale, self.noise_rng, self.noise_law
+        )
+        if self.shift:
+            noised += self.shift * self.scale
+        return noised
 
 
 def _per_env_seeds(seed: int | list[int | None] | None, num_envs: int) -> list[int | None]:
@@ -227,7 +295,7 @@ class ReplicaNoiseVectorWrapper(
     Args:
         env: a vector env with a Box single observation space (e.g. a
             :class:`~hint_envs.wrappers.PrimitiveControllerVectorWrapper`).
-        sigma, scale: as in :class:`ReplicaNoiseWrapper`.
+        sigma, scale, noise_law: as in :class:`ReplicaNoiseWrapper`.
 
     Example:
         >>> import gymnasium as gym
@@ -243,9 +311,15 @@ class ReplicaNoiseVectorWrapper(
     """
 
     def __init__(
-        self, env: gym.vector.VectorEnv, sigma: float, scale: float | np.ndarray = 1.0
+        self,
+        env: gym.vector.VectorEnv,
+        sigma: float,
+        scale: float | np.ndarray = 1.0,
+        noise_law: str = "gaussian",
     ) -> None:
-        gym.utils.RecordConstructorArgs.__init__(self, sigma=sigma, scale=scale)
+        gym.utils.RecordConstructorArgs.__init__(
+            self, sigma=sigma, scale=scale, noise_law=noise_law
+        )
         gym.vector.VectorObservationWrapper.__init__(self, env)
         single = env.single_observation_space
         if not isinstance(single, spaces.Box):
@@ -254,6 +328,7 @@ class ReplicaNoiseVectorWrapper(
             )
         self.sigma = _check_sigma(sigma)
         self.scale = _check_scale(scale, single.shape)
+        self.noise_law = check_noise_law(noise_law)
         self._rngs: list[np.random.Generator | None] = [None] * self.num_envs
         self._noised: np.ndarray | None = None
         self._set_spaces()
@@ -280,7 +355,9 @@ class ReplicaNoiseVectorWrapper(
         else:
             out = self._noised.copy()
         for i in np.flatnonzero(rows):
-            out[i] = add_replica_noise(observations[i], self.sigma, self.scale, self._rng(i))
+            out[i] = add_replica_noise(
+                observations[i], self.sigma, self.scale, self._rng(i), self.noise_law
+            )
         self._noised = out
         return out.copy()
 

@@ -221,6 +221,10 @@ def _suite(tmp_path: Path, text: str) -> Path:
         (GOOD_ENV.replace("seeds = [0]", "seeds = [500]"), r"overlapping the evaluation seeds"),
         (GOOD_ENV.replace("seeds = [0]", ""), r"missing key 'seeds'"),
         (GOOD_ENV + 'metric = "coverage"\n', r"unknown metric 'coverage'"),
+        (GOOD_ENV + 'noise_laws = ["laplace"]\n', r"unknown noise law 'laplace'"),
+        (GOOD_ENV + "noise_laws = []\n", r"noise_laws must be a non-empty list"),
+        (GOOD_ENV + "[env.eval]\nsample_seeds = 0\n", r"sample_seeds must be an integer >= 1"),
+        (GOOD_ENV + "[env.eval]\ncheckpoint_every = -1\n", r"checkpoint_every must be"),
         (GOOD_ENV + GOOD_ENV, r"more than one \[\[env\]\] block"),
         ('name = "x"\n', r"has no \[\[env\]\] blocks"),
         ("findings = 3\n" + GOOD_ENV, r"findings must be"),
@@ -306,6 +310,63 @@ def test_runs_sharing_a_trained_model_share_a_job(tmp_path: Path) -> None:
     assert by_policy[("ddpm_train_noise", 0.1)].test_sigma == 0.0
     assert by_policy[("hint", 0.1)].test_sigma == 0.1
     assert by_policy[("ddpm_no_gains", 0.1)].gains is False
+
+
+def test_noise_laws_train_one_model_per_law_and_sigma_zero_once(tmp_path: Path) -> None:
+    policies = (
+        '["hint", "ddpm_train_noise", "ddpm_train_noise_shifted", "ddpm_train_noise_debiased"]'
+    )
+    text = GOOD_ENV.replace('["hint"]', policies).replace("sigmas = [0.1]", "sigmas = [0.0, 0.1]")
+    text += 'noise_laws = ["gaussian", "uniform", "uniform_centered"]\n'
+    jobs = expand(load_suite(_suite(tmp_path, text)))
+    runs = [run for job in jobs for run in job.runs]
+    assert len({run.record_path for run in runs}) == len(runs)
+    laws = sorted({(job.spec.noise_law, job.spec.train_sigma) for job in jobs})
+    # sigma 0 has no noise and so no law: one model; then one model per law
+    assert laws == [
+        ("gaussian", 0.0),
+        ("gaussian", 0.1),
+        ("uniform", 0.1),
+        ("uniform_centered", 0.1),
+    ]
+    for job in jobs:
+        assert {run.model["noise_law"] for run in job.runs} == {job.spec.noise_law}
+    names = {run.name for run in runs}
+    assert "PlanarQuadrotor-v0/hint/sigma0.1_uniform_n1_seed0" in names
+    assert "PlanarQuadrotor-v0/hint/sigma0.1_n1_seed0" in names  # gaussian: the old names
+    shifted = {(r.policy, r.noise_law): r.test_shift for r in runs if r.sigma == 0.1}
+    # each shifted arm runs under its own law only
+    assert shifted[("ddpm_train_noise_shifted", "gaussian")] == pytest.approx(-0.05)
+    assert shifted[("ddpm_train_noise_debiased", "uniform")] == pytest.approx(0.05)
+    assert ("ddpm_train_noise_shifted", "uniform") not in shifted
+    assert ("ddpm_train_noise_debiased", "uniform_centered") not in shifted
+
+
+def test_sampler_seeds_and_checkpoints_are_recorded(tmp_path: Path) -> None:
+    """``sample_seeds`` pools every seed's episodes and keeps each seed's metrics;
+    ``checkpoint_every`` records every arm at every checkpoint (the paper's protocol)."""
+    from leaderboard_lib.runs import prepare_demos, run_job, sample_seeds
+
+    text = GOOD_ENV.replace('["hint"]', '["hint", "ddpm_train_noise"]') + (
+        'noise_laws = ["uniform"]\n[env.policy]\nwidths = [16]\ndiffusion_steps = 5\n'
+        "[env.train]\nsteps = 6\nbatch_size = 8\nwarmup_steps = 1\n"
+        "[env.eval]\nepisodes = 2\nnum_envs = 2\nexpert = false\nsample_seeds = 2\n"
+        "checkpoint_every = 3\n"
+    )
+    (job,) = expand(load_suite(_suite(tmp_path, text)))
+    demos = prepare_demos([job.spec.demos], tmp_path / "out", progress=False)
+    hint, train_only = run_job(job, demos[job.spec.demos])
+    assert hint["config"]["noise_law"] == "uniform" == hint["evaluation"]["noise_law"]
+    seeds = sample_seeds(job.spec, load_suite(_suite(tmp_path, text)).envs[0].eval)
+    assert len(set(seeds)) == 2 and seeds[0] == job.spec.sample_seed
+    for record in (hint, train_only):
+        assert [e["sample_seed"] for e in record["episodes"]] == [s for s in seeds for _ in "ab"]
+        assert [b["sample_seed"] for b in record["by_sample_seed"]] == seeds
+        pooled = [e["max_reward"] for e in record["episodes"]]
+        assert record["metrics"]["max_reward"]["mean"] == pytest.approx(sum(pooled) / 4)
+        assert [c["step"] for c in record["checkpoints"]] == [3]
+    assert hint["evaluation"]["sigma"] == 0.1 and train_only["evaluation"]["sigma"] == 0.0
+    assert hint["episodes"] != train_only["episodes"]
 
 
 def test_changing_a_setting_changes_the_record_file(tmp_path: Path) -> None:

@@ -85,9 +85,9 @@ def test_resample_noise_draws_fresh_noise_for_every_batch(demos, monkeypatch, re
     of noise at every step, through the same add_replica_noise."""
     calls = []
 
-    def spy(observations, sigma, scale, rng):
+    def spy(observations, sigma, scale, rng, law):
         calls.append(np.shape(observations))
-        return add_replica_noise(observations, sigma, scale, rng)
+        return add_replica_noise(observations, sigma, scale, rng, law)
 
     monkeypatch.setattr("policies.training.add_replica_noise", spy)
     config = tiny_config(sigma=0.1, n_aug=3)

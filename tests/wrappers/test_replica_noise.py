@@ -11,7 +11,9 @@ import hint_envs  # noqa: F401  (registers the env ids)
 from hint_envs.wrappers import (
     REPLICA_NOISE_STREAM,
     PrimitiveControllerWrapper,
+    ReplicaNoiseVectorWrapper,
     ReplicaNoiseWrapper,
+    add_replica_noise,
 )
 
 QUAD = "hint_envs/PlanarQuadrotor-v0"
@@ -248,3 +250,59 @@ def test_non_box_observation_space_is_rejected():
 def test_bad_scale_is_rejected(scale, match):
     with pytest.raises(ValueError, match=match):
         ReplicaNoiseWrapper(ConstantObsEnv(np.zeros(3)), sigma=0.1, scale=scale)
+
+
+# -- (b') noise laws ------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("law", "mean", "std", "low", "high"),
+    [
+        ("gaussian", 0.0, 1.0, -np.inf, np.inf),
+        ("uniform", 0.5, 12**-0.5, 0.0, 1.0),  # the authors' code: sigma * U[0, 1)
+        ("uniform_centered", 0.0, 12**-0.5, -0.5, 0.5),
+    ],
+)
+def test_each_noise_law_has_its_mean_std_and_support_per_feature(law, mean, std, low, high):
+    sigma, scale = 0.3, np.array([0.5, 2.0, 4.0])
+    env = ReplicaNoiseWrapper(
+        ConstantObsEnv(np.zeros((4, 3))), sigma=sigma, scale=scale, noise_law=law
+    )
+    draws = noise_draws(env, 4999, seed=0).reshape(-1, 3)  # 20,000 draws per feature
+    eps = draws / (sigma * scale)  # back to the law's own units, per feature
+    n = eps.shape[0]
+    # mean within 5 standard errors; std within 4% (8 relative standard errors)
+    assert np.all(np.abs(eps.mean(axis=0) - mean) < 5 * std / np.sqrt(n))
+    np.testing.assert_allclose(eps.std(axis=0), std, rtol=0.04)
+    assert np.all(eps >= low) and np.all(eps < high)
+
+
+def test_the_noise_law_is_recorded_and_an_unknown_law_is_refused():
+    env = ReplicaNoiseWrapper(ConstantObsEnv(np.zeros(3)), sigma=0.1, noise_law="uniform")
+    assert env.noise_law == "uniform"
+    with pytest.raises(ValueError, match=r"noise_law must be one of \['gaussian', 'uniform'"):
+        ReplicaNoiseWrapper(ConstantObsEnv(np.zeros(3)), sigma=0.1, noise_law="laplace")
+    with pytest.raises(ValueError, match="noise_law must be one of"):
+        add_replica_noise(np.zeros(3), 0.1, 1.0, np.random.default_rng(0), law="Gaussian")
+
+
+def test_the_vector_wrapper_draws_the_same_law_as_single_wrappers():
+    make = lambda: ConstantObsEnv(np.zeros(3))  # noqa: E731
+    vector = ReplicaNoiseVectorWrapper(
+        gym.vector.SyncVectorEnv([make, make]), sigma=0.2, scale=2.0, noise_law="uniform"
+    )
+    singles = [ReplicaNoiseWrapper(make(), sigma=0.2, scale=2.0, noise_law="uniform") for _ in "ab"]
+    obs, _ = vector.reset(seed=7)
+    expected = [env.reset(seed=7 + i)[0] for i, env in enumerate(singles)]
+    np.testing.assert_array_equal(obs, np.stack(expected))
+    assert np.all(obs >= 0) and np.all(obs < 0.4)
+
+
+def test_a_shift_moves_every_feature_by_shift_times_scale():
+    scale = np.array([1.0, 10.0])
+    env = ReplicaNoiseWrapper(ConstantObsEnv(np.ones(2)), sigma=0.0, scale=scale, shift=-0.05)
+    obs, info = env.reset(seed=0)
+    np.testing.assert_allclose(obs - info["clean_obs"], [-0.05, -0.5])
+    assert env.observation_space.bounded_below.sum() == 0  # shifted: honestly unbounded
+    with pytest.raises(ValueError, match="shift must be finite"):
+        ReplicaNoiseWrapper(ConstantObsEnv(np.ones(2)), sigma=0.0, shift=np.inf)

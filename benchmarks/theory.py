@@ -57,7 +57,7 @@ from scipy.stats import norm
 import hint_envs  # noqa: F401  (registers the environments)
 from hint_envs._cli import interrupted
 from hint_envs._io import atomic_write_bytes, atomic_write_json
-from hint_envs.core import CompositeActionLayout, Primitives
+from hint_envs.core import NOISE_LAWS, CompositeActionLayout, Primitives
 from hint_envs.experts import make_expert
 from hint_envs.synthesis import synthesize
 from hint_envs.wrappers import PrimitiveControllerWrapper
@@ -83,6 +83,9 @@ class Args:
     """training seeds per bifurcation policy"""
     sigmas: tuple[float, ...] = (0.0, 0.05, 0.1, 0.2)
     """replica noise levels of the bifurcation policies (normalised units; 0: none)"""
+    noise_laws: tuple[str, ...] = ("gaussian", "uniform")
+    """laws of the bifurcation policies' noise (sigma > 0): each model is evaluated with
+    replica noise of its law and train-only (clean observations)"""
     demos: int = 100
     """expert demonstrations the bifurcation policies learn from"""
     steps: int = 1500
@@ -254,7 +257,7 @@ MODE_SAMPLES = 200
 HELD_OUT_START = 50000
 
 
-def bifurcation_config(kind: str, sigma: float):
+def bifurcation_config(kind: str, sigma: float, noise_law: str = "gaussian"):
     """The small DDPM chunking policy of the bifurcation runs (clean-chunk prediction,
     DDIM-10, a 3 x 256 MLP: the library's recipe at this task's size)."""
     from policies.config import DDPMPolicyConfig
@@ -266,6 +269,7 @@ def bifurcation_config(kind: str, sigma: float):
         gains=KINDS[kind],
         widths=(256, 256, 256),
         sigma=sigma,
+        noise_law=noise_law,
     )
 
 
@@ -290,12 +294,15 @@ def _run_key(run: dict[str, Any]) -> str:
 
 def _sample_u_bar(policy: Any, states: np.ndarray, k: int, sigma: float, seed: int) -> np.ndarray:
     """``(len(states) * k, chunk_length, d_u)`` nominal inputs of ``k`` chunks sampled at
-    each state, each seen through the replica noise ``sigma`` (``pi_sigma``)."""
+    each state, each seen through the replica noise ``sigma`` of the policy's law
+    (``pi_sigma``)."""
     from hint_envs.wrappers.replica_noise import add_replica_noise
 
     config = policy.config
     rng = np.random.default_rng([seed, 7])
-    observed = add_replica_noise(np.repeat(states, k, axis=0), sigma, policy.noise_scale, rng)
+    observed = add_replica_noise(
+        np.repeat(states, k, axis=0), sigma, policy.noise_scale, rng, config.noise_law
+    )
     policy.seed(seed)
     actions, _ = policy.predict(observed[:, None, :])
     layout = CompositeActionLayout(2, 4, config.chunk_length, gains=config.gains)
@@ -323,7 +330,8 @@ def bifurcation_run(run: dict[str, Any], work: str) -> dict[str, Any]:
     torch.set_num_threads(1)
     started = time.perf_counter()
     work_dir = Path(work)
-    config = bifurcation_config(run["kind"], run["sigma"])
+    law = run.get("noise_law", "gaussian")
+    config = bifurcation_config(run["kind"], run["sigma"], law)
     demos = _demos(work_dir, run["demos"], 0)
     data = ChunkDataset(
         demos, config.obs_horizon, config.horizon, gains=config.gains, env_id=BIFURCATION_ID
@@ -335,27 +343,41 @@ def bifurcation_run(run: dict[str, Any], work: str) -> dict[str, Any]:
     train_seconds = time.perf_counter() - started
 
     env_kwargs = {"start_width": run["test_width"]}
-    result = evaluate(
-        policy,
-        BIFURCATION_ID,
-        seeds=range(TEST_SEEDS_START, TEST_SEEDS_START + run["episodes"]),
-        chunk_length=config.chunk_length,
-        obs_horizon=config.obs_horizon,
-        gains=config.gains,
-        sigma=run["sigma"],
-        noise_scale=policy.noise_scale,
-        num_envs=25,
-        env_kwargs=env_kwargs,
-        # the expert that made the data: its default timing depends on the start band
-        expert_kwargs={"arrival_time": float(demos[0].attrs["arrival_time"])},
-        progress=False,
-        sample_seed=run["seed"],
-    )
+
+    def evaluate_with(sigma: float, expert: bool) -> Any:
+        return evaluate(
+            policy,
+            BIFURCATION_ID,
+            seeds=range(TEST_SEEDS_START, TEST_SEEDS_START + run["episodes"]),
+            chunk_length=config.chunk_length,
+            obs_horizon=config.obs_horizon,
+            gains=config.gains,
+            sigma=sigma,
+            noise_scale=policy.noise_scale,
+            noise_law=law,
+            num_envs=25,
+            env_kwargs=env_kwargs,
+            expert=expert,
+            # the expert that made the data: its default timing depends on the start band
+            expert_kwargs={"arrival_time": float(demos[0].attrs["arrival_time"])},
+            progress=False,
+            sample_seed=run["seed"],
+        )
+
+    result = evaluate_with(run["sigma"], expert=True)  # replica noise (HINT)
     imitator = [r.states for r in result.records]
     expert = [r.states for r in result.expert_records]
     collisions = [_collided(r) for r in result.records]
     expert_collisions = [_collided(r) for r in result.expert_records]
     d_test = d_test_eps(imitator, expert, run["eps_state"])
+    # the same model on clean observations: the train-only ("deconvolution") arm
+    clean = evaluate_with(0.0, expert=False) if run["sigma"] > 0 else result
+    clean_states = [r.states for r in clean.records]
+    train_only = {
+        "success": float(np.mean([r.success for r in clean.records])),
+        "collision": float(np.mean([_collided(r) for r in clean.records])),
+        "d_test": float(np.max(d_test_eps(clean_states, expert, run["eps_state"]))),
+    }
 
     # D_train: K policy chunks (through the replica noise) vs the expert's chunk, on the
     # states of held-out expert demonstrations at every decision point
@@ -403,6 +425,7 @@ def bifurcation_run(run: dict[str, Any], work: str) -> dict[str, Any]:
         "noise_scale_y": float(np.asarray(policy.noise_scale)[1]),
         "d_test": float(np.max(d_test)),
         "d_test_curve": d_test.tolist(),
+        "train_only": train_only,
         "positions": [np.round(s[:, :2], 4).tolist() for s in imitator],
         "expert_positions": [np.round(s[:, :2], 4).tolist() for s in expert],
         "train_seconds": train_seconds,
@@ -430,9 +453,13 @@ def bifurcation(args: Args) -> list[dict[str, Any]]:
         "samples": 16,
     }
     runs = [
+        # the key of a Gaussian run is what it was before laws existed
         {"kind": kind, "sigma": sigma, "seed": seed, **settings}
+        | ({} if law == "gaussian" else {"noise_law": law})
         for kind in KINDS
+        for law in args.noise_laws
         for sigma in args.sigmas
+        if sigma > 0 or law == args.noise_laws[0]  # no noise, no law: once
         for seed in range(args.seeds)
     ]
     records_path = work / "bifurcation.jsonl"
@@ -457,7 +484,8 @@ def bifurcation(args: Args) -> list[dict[str, Any]]:
             out.flush()
             bar.update()
             bar.write(
-                f"{run['kind']:9s} sigma {run['sigma']:<5g} seed {run['seed']}: success "
+                f"{run['kind']:9s} sigma {run['sigma']:<5g} {run.get('noise_law', 'gaussian')} "
+                f"seed {run['seed']}: success "
                 f"{record['success']:.2f}, collisions {record['collision']:.2f}, D_train "
                 f"{record['d_train']:.2f}, D_test {record['d_test']:.2f} "
                 f"({record['seconds']:.0f} s)"
@@ -621,16 +649,26 @@ def _plot_bifurcation(records: list[dict[str, Any]], sigmas: tuple[float, ...], 
     plt.close(fig)
 
 
+def _law(record: dict[str, Any]) -> str:
+    """The noise law of a bifurcation record (records of Gaussian runs name none)."""
+    return record.get("noise_law", "gaussian")
+
+
 def mode_gap(record: dict[str, Any]) -> tuple[float, float]:
     """``|P(left | y) - P(left | -y)|`` at the ends ``y = ±w`` of the mode grid, a lower bound
-    on the policy's TV between those starts, and the replica-noise bound
-    ``min(1, 2w / (2 sigma scale_y))`` on that TV (inf at sigma 0: no bound)."""
+    on the policy's TV between those starts, and the replica-noise bound on that TV (inf at
+    sigma 0: no bound): the TV of the two noised observations, which differ in y alone,
+    ``min(1, 2w / (2 sigma scale_y))`` for Gaussian noise and ``min(1, 2w / (sigma scale_y))``
+    exactly for noise uniform on an interval of width ``sigma scale_y``."""
     grid, p_left = np.asarray(record["mode_grid"]), np.asarray(record["mode_p_left"])
     measured = float(abs(p_left[-1] - p_left[0]))
     if record["sigma"] == 0:
         return measured, float("inf")
     distance = float(grid[-1] - grid[0])
-    return measured, min(1.0, distance / (2 * record["sigma"] * record["noise_scale_y"]))
+    width = record["sigma"] * record["noise_scale_y"]
+    if _law(record) == "gaussian":
+        return measured, min(1.0, distance / (2 * width))
+    return measured, min(1.0, distance / width)
 
 
 def _mean_std(values: list[float]) -> str:
@@ -746,7 +784,8 @@ def write_report(results: dict[str, Any], args: Args, out: Path) -> None:
     records = results.get("bifurcation")
     if records:
         sigmas = tuple(sorted({r["sigma"] for r in records}))
-        _plot_bifurcation(records, sigmas, out.with_name(f"{stem}_bifurcation.png"))
+        gaussian = [r for r in records if _law(r) == "gaussian"]
+        _plot_bifurcation(gaussian, sigmas, out.with_name(f"{stem}_bifurcation.png"))
         first = records[0]
         width = first["test_width"]
         lines += [
@@ -759,29 +798,50 @@ def write_report(results: dict[str, Any], args: Args, out: Path) -> None:
             f"starts y₀ ~ U[−{width:g}, {width:g}] (the band round the modes' boundary), "
             f"mean ± std over {len({r['seed'] for r in records})} training seeds. "
             f"D_train,ε: ε = {first['eps_action']:g} on a chunk of nominal inputs; "
-            f"D_test,ε: ε = {first['eps_state']:g} on the state, largest over t.",
+            f"D_test,ε: ε = {first['eps_state']:g} on the state, largest over t. Each model "
+            "is evaluated twice: with replica noise of its training σ and law (HINT), and on "
+            "clean observations (*train-only*, the paper's deconvolution arm; the figure shows "
+            "the Gaussian models).",
             "",
-            "| chunks | σ | success | collisions | goes left | D_train,ε | D_test,ε "
-            "| D_test / D_train | ΔP(left), y₀ = ±0.1 | its TV bound |",
-            "|---|---|---|---|---|---|---|---|---|---|",
+            "| chunks | σ | noise | success | collisions | goes left | D_train,ε | D_test,ε "
+            "| D_test / D_train | ΔP(left), y₀ = ±0.1 | its TV bound | train-only: success "
+            "| collisions | D_test,ε |",
+            "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|",
         ]
+        laws = [law for law in NOISE_LAWS if any(_law(r) == law for r in records)]
         for kind in KINDS:
             for sigma in sigmas:
-                mine = [r for r in records if r["kind"] == kind and r["sigma"] == sigma]
-                d_train = float(np.mean([r["d_train"] for r in mine]))
-                d_test = float(np.mean([r["d_test"] for r in mine]))
-                gaps = [mode_gap(r) for r in mine]
-                bound = gaps[0][1]
-                lines.append(
-                    f"| {kind} | {sigma:g} | {_mean_std([r['success'] for r in mine])} | "
-                    f"{_mean_std([r['collision'] for r in mine])} | "
-                    f"{_mean_std([r['left'] for r in mine])} | "
-                    f"{_mean_std([r['d_train'] for r in mine])} | "
-                    f"{_mean_std([r['d_test'] for r in mine])} | "
-                    f"{f'{d_test / d_train:.2f}' if d_train >= 0.01 else '– (D_train ≈ 0)'} | "
-                    f"{_mean_std([g for g, _ in gaps])} | "
-                    f"{'none' if bound == float('inf') else f'{bound:.2f}'} |"
-                )
+                for law in laws if sigma > 0 else laws[:1]:
+                    mine = [
+                        r
+                        for r in records
+                        if r["kind"] == kind and r["sigma"] == sigma and _law(r) == law
+                    ]
+                    if not mine:
+                        continue
+                    d_train = float(np.mean([r["d_train"] for r in mine]))
+                    d_test = float(np.mean([r["d_test"] for r in mine]))
+                    gaps = [mode_gap(r) for r in mine]
+                    bound = gaps[0][1]
+                    clean = [r.get("train_only") for r in mine]
+                    if all(clean):
+                        arm = " | ".join(
+                            _mean_std([c[key] for c in clean])
+                            for key in ("success", "collision", "d_test")
+                        )
+                    else:  # a record written before the train-only arm was measured
+                        arm = "– | – | –"
+                    lines.append(
+                        f"| {kind} | {sigma:g} | {law if sigma > 0 else '–'} | "
+                        f"{_mean_std([r['success'] for r in mine])} | "
+                        f"{_mean_std([r['collision'] for r in mine])} | "
+                        f"{_mean_std([r['left'] for r in mine])} | "
+                        f"{_mean_std([r['d_train'] for r in mine])} | "
+                        f"{_mean_std([r['d_test'] for r in mine])} | "
+                        f"{f'{d_test / d_train:.2f}' if d_train >= 0.01 else '– (D_train ≈ 0)'} | "
+                        f"{_mean_std([g for g, _ in gaps])} | "
+                        f"{'none' if bound == float('inf') else f'{bound:.2f}'} | {arm} |"
+                    )
         lines += [
             "",
             f"The expert on the same starts: success {first['expert_success']:.2f}, "

@@ -66,22 +66,28 @@ def test_bifurcation_section_runs_and_resumes(tmp_path):
     first = _run(*tiny)
     assert first.returncode == 0, first.stdout + first.stderr
     records = [json.loads(line) for line in (work / "bifurcation.jsonl").read_text().splitlines()]
-    assert sorted((r["kind"], r["sigma"]) for r in records) == [
-        ("primitive", 0.0),
-        ("primitive", 0.1),
-        ("raw", 0.0),
-        ("raw", 0.1),
+    # sigma 0 once; sigma 0.1 under both default laws (Gaussian records name no law)
+    assert sorted((r["kind"], r["sigma"], r.get("noise_law", "gaussian")) for r in records) == [
+        ("primitive", 0.0, "gaussian"),
+        ("primitive", 0.1, "gaussian"),
+        ("primitive", 0.1, "uniform"),
+        ("raw", 0.0, "gaussian"),
+        ("raw", 0.1, "gaussian"),
+        ("raw", 0.1, "uniform"),
     ]
     for record in records:
         for key in ("success", "collision", "d_train", "d_test"):
             assert 0.0 <= record[key] <= 1.0
+        for key in ("success", "collision", "d_test"):  # the same model on clean observations
+            assert 0.0 <= record["train_only"][key] <= 1.0
         assert len(record["positions"]) == 2
     page = out.with_suffix(".md").read_text()
-    assert "## 3. A pure bifurcation" in page and "| raw | 0.1 |" in page
+    assert "## 3. A pure bifurcation" in page and "| raw | 0.1 | uniform |" in page
+    assert "train-only: success" in page
     # a rerun finds every record and trains nothing
     again = _run(*tiny)
     assert again.returncode == 0, again.stdout + again.stderr
-    assert len((work / "bifurcation.jsonl").read_text().splitlines()) == 4
+    assert len((work / "bifurcation.jsonl").read_text().splitlines()) == 6
 
 
 def test_bad_arguments_are_refused_before_any_work(tmp_path):

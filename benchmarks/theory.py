@@ -43,7 +43,6 @@ import hashlib
 import json
 import logging
 import math
-import platform
 import sys
 import time
 from dataclasses import asdict, dataclass
@@ -52,6 +51,7 @@ from typing import Any, Literal
 
 import gymnasium as gym
 import numpy as np
+from leaderboard_lib.runs import cpu_name
 from scipy.stats import norm
 
 import hint_envs  # noqa: F401  (registers the environments)
@@ -693,17 +693,6 @@ def _without_unplotted_paths(results: dict[str, Any]) -> dict[str, Any]:
     return {**results, "bifurcation": slim}
 
 
-def _cpu_name() -> str:
-    """The CPU's model name (``lscpu``'s), else the machine type."""
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                return f"{line.split(':', 1)[1].strip()} ({os.cpu_count()} cores)"
-    except OSError:
-        pass
-    return platform.processor() or platform.machine()
-
-
 def write_report(results: dict[str, Any], args: Args, out: Path) -> None:
     """``<out>.md`` (the page), ``<out>.json`` (every number) and the plots."""
     stem = out.name
@@ -929,7 +918,7 @@ def main() -> int:
     results["seconds"], results["load"] = seconds, load
     results["meta"] = {
         "when": time.strftime("%Y-%m-%d"),
-        "cpu": _cpu_name(),
+        "cpu": cpu_name(),
         "sections": list(args.sections),
         "args": asdict(args),
     }

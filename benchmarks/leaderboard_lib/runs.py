@@ -48,6 +48,7 @@ from .suite import REPO_ROOT, DemoSet, Job, RunSpec
 
 __all__ = [
     "REPO_ROOT",
+    "cpu_name",
     "git_commit",
     "log_session",
     "package_versions",
@@ -346,6 +347,7 @@ def run_job(
         "python": platform.python_version(),
         "platform": platform.platform(),
         "host": platform.node(),
+        "cpu": cpu_name(),
         "torch_threads": torch.get_num_threads(),
     }
     evaluated: dict[tuple, tuple[dict[str, Any], float]] = {}
@@ -543,6 +545,17 @@ def read_sessions(out_dir: str | Path) -> list[dict[str, Any]]:
 
 
 # ----------------------------------------------------------------------------- provenance
+def cpu_name() -> str:
+    """The CPU's model name (``lscpu``'s) and core count, else the machine type."""
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                return f"{line.split(':', 1)[1].strip()} ({os.cpu_count()} cores)"
+    except OSError:
+        pass
+    return platform.processor() or platform.machine()
+
+
 def package_versions() -> dict[str, str | None]:
     """Installed versions of :data:`PACKAGES` (None for those missing)."""
     versions: dict[str, str | None] = {}

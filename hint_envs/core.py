@@ -51,6 +51,7 @@ __all__ = [
     "check_flag",
     "check_noise_level",
     "check_noise_law",
+    "check_file_env_id",
     "NOISE_LAWS",
     "check_policy_spaces",
     "check_render_args",
@@ -608,6 +609,38 @@ def check_noise_law(value: Any, name: str = "noise_law") -> str:
     """
     if not isinstance(value, str) or value not in NOISE_LAWS:
         raise ValueError(f"{name} must be one of {list(NOISE_LAWS)}, got {value!r}")
+    return value
+
+
+def check_file_env_id(value: Any, source: str) -> str:
+    """Require an env id read from a file (a policy's ``config.json``, a demonstration
+    file's ``env_args``): a registered ``hint_envs/`` id with no ``module:`` part.
+
+    ``gym.make("pkg:Name-v0")`` imports ``pkg``, so an id taken from a file someone else
+    wrote could run code; ids from files are therefore data, checked against gymnasium's
+    registry as it is. To use another environment, pass it explicitly (``evaluate(policy,
+    env_id=...)``), never through a file.
+
+    Args:
+        value: the id as read.
+        source: what it was read from, for the message (e.g. the file and field).
+
+    Returns:
+        the id.
+
+    Raises:
+        ValueError: anything else, naming ``source`` and the value.
+    """
+    import hint_envs  # noqa: F401  (registers the ids)
+
+    if not isinstance(value, str):
+        raise ValueError(f"{source}: the env id must be a string, got {value!r}")
+    if ":" in value or not value.startswith("hint_envs/") or value not in gym.registry:
+        known = sorted(i for i in gym.registry if i.startswith("hint_envs/"))
+        raise ValueError(
+            f"{source}: env id {value!r} is not a registered hint_envs id (ids read from "
+            f"files may not name a module to import); known: {known}"
+        )
     return value
 
 

@@ -23,11 +23,18 @@ Reloading gives bit-identical actions for a fixed seed.
 
 Which class a format tag names is looked up in a registry that subclassing fills: every
 concrete subclass of :class:`~policies.base.ChunkPolicyBase` registers itself
-(:func:`register_policy_class`, called by ``ChunkPolicyBase.__init_subclass__``), so this
-module holds no table of classes and imports no policy module; loading imports the
-module the file names (inside an already imported package) if its class is not
-registered yet. Files written before the package was renamed carry tags
-``hint_envs.policies.<ClassName>/<version>``; they load as ``policies.<ClassName>/...``.
+(:func:`register_policy_class`, called by ``ChunkPolicyBase.__init_subclass__``). A saved
+policy is data, never code: nothing a file says is imported. Before the lookup, loading
+imports this package's own policy modules (:data:`POLICY_MODULES`, a fixed list); a
+policy class of another package must be imported by the caller first. Files written
+before the package was renamed carry tags ``hint_envs.policies.<ClassName>/<version>``;
+they load as ``policies.<ClassName>/...``.
+
+The rest of a file is checked before anything is built from it: the env id is a
+registered ``hint_envs/`` id (:func:`hint_envs.core.check_file_env_id`), the weights file
+is a plain name inside the policy folder, and the normaliser statistics in
+``config.json`` equal the normaliser buffers in the weights (docs/policies.md, "Sharing
+policies and data safely").
 """
 
 from __future__ import annotations
@@ -37,7 +44,6 @@ import importlib
 import json
 import math
 import os
-import sys
 from pathlib import Path
 from typing import Any
 
@@ -50,7 +56,7 @@ from safetensors.torch import save as save_safetensors
 
 import hint_envs
 from hint_envs._io import atomic_write_bytes, atomic_write_json
-from hint_envs.core import CompositeActionLayout, check_policy_spaces
+from hint_envs.core import CompositeActionLayout, check_file_env_id, check_policy_spaces
 from hint_envs.data.normalization import NormalizationStats
 from policies.devices import check_device
 
@@ -71,6 +77,11 @@ _REGISTRY: dict[str, type] = {}
 _LEGACY_TAG_PREFIX = "hint_envs.policies."
 CONFIG_FILE = "config.json"
 WEIGHTS_FILE = "model.safetensors"
+#: This package's modules that define policy classes: imported (whatever a file says)
+#: before a format tag is looked up, so a fresh interpreter finds their classes.
+POLICY_MODULES = ("policies.ddpm", "policies.baselines")
+#: The normaliser buffers every policy's weights hold; they must equal ``config.json``'s stats.
+NORMALIZER_BUFFERS = ("obs_center", "obs_scale", "action_center", "action_scale")
 
 
 def _encode_floats(array: np.ndarray) -> list:
@@ -156,24 +167,17 @@ def _current_tag(tag: Any) -> Any:
     return tag
 
 
-def _class_for(tag: str, module: Any, path: Path) -> type:
-    """The registered class of ``tag``, importing ``module`` (the module the file names,
-    or for files without one the package the tag names) if it is not registered yet.
-    Only modules of packages already imported are imported."""
-    if tag not in _REGISTRY and isinstance(tag, str) and "." in tag:
-        package = tag.partition(".")[0]
-        name = tag.partition(".")[2].partition("/")[0]
-        if package in sys.modules:
-            if not isinstance(module, str) or module.partition(".")[0] != package:
-                module = package  # the package exports its policy classes (lazily)
-            try:
-                getattr(importlib.import_module(module), name, None)
-            except ImportError:
-                pass
+def _class_for(tag: Any, path: Path) -> type:
+    """The registered class of ``tag``; this package's policy modules are imported first
+    (:data:`POLICY_MODULES`), and nothing the file names is ever imported."""
     if tag not in _REGISTRY:
+        for module in POLICY_MODULES:
+            importlib.import_module(module)
+    if not isinstance(tag, str) or tag not in _REGISTRY:
         raise ValueError(
             f"{path} has format {tag!r}, which names no known policy class; known formats: "
-            f"{sorted(_REGISTRY)}"
+            f"{sorted(_REGISTRY)} (a saved policy never makes the loader import a module: "
+            "import the module that defines a policy class of another package first)"
         )
     return _REGISTRY[tag]
 
@@ -279,9 +283,7 @@ def load_policy(
     device = check_device(device)
     directory = Path(directory)
     data = _read_config(directory)
-    policy_class = _class_for(
-        _current_tag(data["format"]), data.get("policy_module"), directory / CONFIG_FILE
-    )
+    policy_class = _class_for(_current_tag(data["format"]), directory / CONFIG_FILE)
     name = policy_class.__name__
     if data.get("policy_class", name) != name:
         raise ValueError(
@@ -300,6 +302,13 @@ def load_policy(
             f"{directory / CONFIG_FILE} is incomplete or invalid ({type(error).__name__}: "
             f"{error}); the file is corrupt or from an incompatible version"
         ) from None
+    where = directory / CONFIG_FILE
+    env_id = data.get("env_id")
+    if env_id is not None:
+        env_id = check_file_env_id(env_id, f"{where}: env_id")
+    env_kwargs = data.get("env_kwargs") or {}
+    if not isinstance(env_kwargs, dict) or not all(isinstance(k, str) for k in env_kwargs):
+        raise ValueError(f"{where}: env_kwargs must be a JSON object, got {env_kwargs!r}")
     if env is not None:
         check_policy_spaces(env, observation_space, action_space)
     layout = None
@@ -310,7 +319,13 @@ def load_policy(
             config.chunk_length,
             bool(layout_data["gains"]),
         )
-    weights_path = directory / weights_info.get("file", WEIGHTS_FILE)
+    name = weights_info.get("file", WEIGHTS_FILE) if isinstance(weights_info, dict) else None
+    if not isinstance(name, str) or name in ("", ".", "..") or Path(name).name != name:
+        raise ValueError(
+            f"{where}: weights.file must be the name of a file inside the policy folder "
+            f"(such as {WEIGHTS_FILE!r}), got {name!r}"
+        )
+    weights_path = directory / name
     if not weights_path.is_file():
         raise FileNotFoundError(f"{weights_path} is missing; the saved policy is incomplete")
     raw = weights_path.read_bytes()
@@ -330,9 +345,9 @@ def load_policy(
         action_space,
         config,
         stats,
-        env_id=data.get("env_id"),
+        env_id=env_id,
         layout=layout,
-        env_kwargs=data.get("env_kwargs") or {},
+        env_kwargs=env_kwargs,
     )
     expected = set(policy.state_dict())
     missing, unexpected = sorted(expected - set(state)), sorted(set(state) - expected)
@@ -341,6 +356,12 @@ def load_policy(
             f"{weights_path} does not fit the saved config: missing tensors {missing[:5]}, "
             f"unexpected tensors {unexpected[:5]}"
         )
+    for key in NORMALIZER_BUFFERS:  # the stats the config shows are the ones the weights use
+        if key in state and not torch.equal(state[key].to(torch.float64), policy.state_dict()[key]):
+            raise ValueError(
+                f"{where}: the normaliser statistics ('stats') disagree with the weights' "
+                f"{key!r} buffer; the files were edited or mixed from two saves"
+            )
     try:
         policy.load_state_dict(state, strict=True)
     except RuntimeError as error:

@@ -56,7 +56,7 @@ import h5py
 import numpy as np
 
 from hint_envs._io import DatasetError, atomic_path
-from hint_envs.core import Demonstration, EnvBounds, Primitives
+from hint_envs.core import Demonstration, EnvBounds, Primitives, check_file_env_id
 
 logger = logging.getLogger(__name__)
 
@@ -591,17 +591,25 @@ def _fail(path: Path, message: str) -> DatasetError:
 
 
 def _read(f: h5py.File, path: Path) -> DemoFile:
-    if "data" not in f or not isinstance(f["data"], h5py.Group):
+    if f.get("data", getlink=True) is None or not isinstance(_member(f, "data", path), h5py.Group):
         raise _fail(path, "no 'data' group (robomimic layout: data/demo_i/...)")
     data = f["data"]
     if "env_args" not in data.attrs:
         raise _fail(path, "'data' has no 'env_args' attribute")
     try:
         env_args = json.loads(data.attrs["env_args"])
-        env_id = str(env_args["env_name"])
-        env_kwargs = dict(env_args.get("env_kwargs", {}))
+        env_id = env_args["env_name"]
+        env_kwargs = env_args.get("env_kwargs", {})
     except (TypeError, ValueError, KeyError) as err:
         raise _fail(path, f"data.attrs['env_args'] is not JSON with an 'env_name' ({err})") from err
+    try:
+        env_id = check_file_env_id(env_id, "data.attrs['env_args']['env_name']")
+    except ValueError as err:
+        raise DatasetError(f"{path}: {err}") from None
+    if not isinstance(env_kwargs, dict) or not all(isinstance(k, str) for k in env_kwargs):
+        raise _fail(
+            path, f"data.attrs['env_args']['env_kwargs'] is not a JSON object: {env_kwargs!r}"
+        )
 
     names = list(data.keys())
     bad = [name for name in names if not _DEMO_NAME.match(name)]
@@ -625,7 +633,7 @@ def _read(f: h5py.File, path: Path) -> DemoFile:
     demos = []
     for name in names:
         try:
-            demos.append(_read_demo(data[name], name, spans, path))
+            demos.append(_read_demo(_member(data, name, path), name, spans, path))
         except DatasetError:
             raise
         except _H5_ERRORS as err:
@@ -644,8 +652,8 @@ def _read(f: h5py.File, path: Path) -> DemoFile:
             raise _fail(path, str(err)) from err
 
     if "mask" in f and "train" in f["mask"] and "valid" in f["mask"]:
-        train_keys = [k.decode("utf-8") for k in f["mask/train"][()]]
-        valid_keys = [k.decode("utf-8") for k in f["mask/valid"][()]]
+        train_keys = [k.decode("utf-8") for k in _member(f, "mask/train", path)[()]]
+        valid_keys = [k.decode("utf-8") for k in _member(f, "mask/valid", path)[()]]
         unknown = sorted(set(train_keys + valid_keys) - set(names))
         if unknown:
             raise _fail(path, f"mask names demonstrations that are not in 'data': {unknown[:5]}")
@@ -665,6 +673,36 @@ def _read(f: h5py.File, path: Path) -> DemoFile:
     )
 
 
+def _member(group: h5py.Group, key: str, path: Path) -> Any:
+    """``group[key]`` (``key`` may be ``"obs/x"``), following only hard links: a file that
+    reaches outside itself — an external or soft link, a dataset stored in another (raw)
+    file, a virtual dataset mapping other files — is refused. hint_envs writes none of
+    these, and reading one would read whatever file it names."""
+    node = group
+    for part in key.split("/"):
+        link = node.get(part, getlink=True)
+        where = f"{node.name.rstrip('/')}/{part}".lstrip("/")
+        if link is None:
+            raise KeyError(where)
+        if not isinstance(link, h5py.HardLink):
+            raise _outside(path, f"'{where}' is a link ({type(link).__name__})")
+        node = node[part]
+    if isinstance(node, h5py.Dataset):
+        plist = node.id.get_create_plist()
+        if plist.get_external_count():
+            raise _outside(path, f"'{node.name.lstrip('/')}' is stored in an external file")
+        if plist.get_layout() == h5py.h5d.VIRTUAL:
+            raise _outside(path, f"'{node.name.lstrip('/')}' is a virtual dataset")
+    return node
+
+
+def _outside(path: Path, what: str) -> DatasetError:
+    return DatasetError(
+        f"{path}: refused: {what}; demonstration files are read as data, so links to other "
+        "files and external storage are not followed"
+    )
+
+
 def _spans_from_group(group: h5py.Group, path: Path, name: str) -> list[tuple]:
     """Observation keys of a file without ``obs_keys`` attr: the obs group's, sorted."""
     if "obs" not in group:
@@ -680,9 +718,13 @@ def _spans_from_group(group: h5py.Group, path: Path, name: str) -> list[tuple]:
 def _dataset(group: h5py.Group, key: str, path: Path, name: str) -> np.ndarray:
     """``group[key]`` read whole; a floating-point array must be finite."""
     try:
-        if key not in group or not isinstance(group[key], h5py.Dataset):
+        try:
+            node = _member(group, key, path)
+        except KeyError:
+            raise _fail(path, f"{name} has no dataset '{key}'") from None
+        if not isinstance(node, h5py.Dataset):
             raise _fail(path, f"{name} has no dataset '{key}'")
-        value = group[key][()]
+        value = node[()]
     except DatasetError:
         raise
     except _H5_ERRORS as err:  # e.g. a failed fletcher32 checksum: "filter returned failure"
@@ -722,8 +764,9 @@ def _read_demo(group: h5py.Group, name: str, spans: list[tuple] | None, path: Pa
     if final_obs.shape != observations.shape[1:]:
         raise _fail(path, f"{name}: final_obs {final_obs.shape} vs obs {observations.shape}")
     primitives = None
-    if "primitives" in group:
-        values = [_dataset(group["primitives"], key, path, name) for key in _PRIMITIVE_DATASETS]
+    if group.get("primitives", getlink=True) is not None:
+        primitive_group = _member(group, "primitives", path)
+        values = [_dataset(primitive_group, key, path, name) for key in _PRIMITIVE_DATASETS]
         try:
             primitives = Primitives(*values)
         except ValueError as err:

@@ -46,7 +46,7 @@ from typing import Any
 import gymnasium as gym
 import numpy as np
 
-from hint_envs.core import Demonstration, EnvBounds, Primitives
+from hint_envs.core import Demonstration, EnvBounds, Primitives, check_file_env_id
 from hint_envs.data.hdf5 import (
     BOUNDS_ATTRS,
     DatasetError,
@@ -206,6 +206,12 @@ def read_minari(dataset_id: str) -> DemoFile:
     spec = dataset.spec.env_spec
     if spec is None:
         raise DatasetError(f"Minari dataset {dataset_id!r} records no environment spec")
+    try:  # the id is looked up in gymnasium's registry; the file's entry point is never used
+        env_id = check_file_env_id(spec.id, f"Minari dataset {dataset_id!r}: env_spec.id")
+    except ValueError as err:
+        raise DatasetError(str(err)) from None
+    if not isinstance(spec.kwargs, dict) or not all(isinstance(k, str) for k in spec.kwargs):
+        raise DatasetError(f"Minari dataset {dataset_id!r}: env_spec.kwargs is not a mapping")
     metadata = dataset.storage.metadata
     extra = json.loads(metadata[METADATA_KEY]) if METADATA_KEY in metadata else {}
     demo_attrs = extra.get("demo_attrs")
@@ -255,7 +261,7 @@ def read_minari(dataset_id: str) -> DemoFile:
             ) from err
     obs_keys = {k: (int(a), int(b)) for k, (a, b) in extra.get("obs_keys", {}).items()}
     return DemoFile(
-        env_id=spec.id,
+        env_id=env_id,
         env_kwargs=dict(spec.kwargs),
         demos=demos,
         train_keys=list(extra.get("train_keys", names)),

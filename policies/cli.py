@@ -279,7 +279,7 @@ def _train_main(args: argparse.Namespace) -> int:
     os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
     from hint_envs.data.chunks import ChunkDataset
     from policies.devices import check_device
-    from policies.training import CheckpointMismatchError, train
+    from policies.training import CheckpointMismatchError, TrainingDivergedError, train
 
     try:
         check_device(train_config.device)
@@ -314,6 +314,13 @@ def _train_main(args: argparse.Namespace) -> int:
     except CheckpointMismatchError as error:
         print(f"hint-train: error: cannot resume: {error}", file=sys.stderr)
         return 2
+    except TrainingDivergedError as error:
+        from policies.training import CHECKPOINTS, latest_checkpoints
+
+        found = latest_checkpoints(args.out / CHECKPOINTS)
+        kept = f"; the last checkpoint is {found[0]}" if found else ""
+        print(f"hint-train: error: {error}{kept}", file=sys.stderr)
+        return 1
     print(
         f"trained in {time.perf_counter() - start:.1f} s, final loss "
         f"{policy.train_history[-1]['loss']:.4f}; saved to {args.out}"

@@ -121,6 +121,11 @@ def _state_dict(policy: Any) -> dict[str, torch.Tensor]:
     return {k: v.detach().cpu().contiguous().clone() for k, v in policy.state_dict().items()}
 
 
+def _not_finite(state: dict[str, torch.Tensor]) -> list[str]:
+    """The floating tensors of ``state`` holding NaN or inf."""
+    return [k for k, v in state.items() if v.is_floating_point() and not torch.isfinite(v).all()]
+
+
 def format_tag(policy_class: type) -> str:
     """The format tag of a policy class: ``<package>.<ClassName>/<format_version>``.
 
@@ -209,8 +214,15 @@ def save_policy(policy: Any, directory: str | os.PathLike) -> Path:
     name = cls.__name__
     directory = Path(directory)
     directory.mkdir(parents=True, exist_ok=True)
+    state = _state_dict(policy)
+    bad = _not_finite(state)
+    if bad:
+        raise ValueError(
+            f"refusing to save a policy whose weights hold NaN or inf ({bad[:3]}): its "
+            "training diverged"
+        )
     weights_path = directory / WEIGHTS_FILE
-    weights = save_safetensors(_state_dict(policy), metadata={"format": tag})
+    weights = save_safetensors(state, metadata={"format": tag})
     atomic_write_bytes(weights_path, weights)
     layout = policy.layout
     config = {
@@ -340,6 +352,9 @@ def load_policy(
         state = load_safetensors(raw)
     except (SafetensorError, ValueError) as error:
         raise ValueError(f"cannot read {weights_path}: {error}") from None
+    bad = _not_finite(state)
+    if bad:
+        raise ValueError(f"{weights_path} holds NaN or inf in {bad[:3]}: not a usable policy")
     policy = policy_class(
         observation_space,
         action_space,

@@ -37,6 +37,7 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
+import math
 import time
 from collections.abc import Callable
 from contextlib import contextmanager
@@ -74,6 +75,7 @@ __all__ = [
     "noised_observations",
     "latest_checkpoints",
     "CheckpointMismatchError",
+    "TrainingDivergedError",
 ]
 
 logger = logging.getLogger(__name__)
@@ -94,6 +96,30 @@ RESUMABLE_CHANGES = ("checkpoint_every", "num_threads", "device")
 
 class CheckpointMismatchError(ValueError):
     """A checkpoint was written by a training run with other settings or data."""
+
+
+class TrainingDivergedError(RuntimeError):
+    """The loss (or the weights) stopped being finite: training stopped there, nothing
+    was saved, and the checkpoints written before are kept.
+
+    Attributes:
+        step: the step at which it was found.
+    """
+
+    def __init__(self, step: int, what: str, lr: float):
+        self.step = step
+        super().__init__(
+            f"training diverged at step {step}: {what}; it stopped there and saved no "
+            f"policy (checkpoints written before are kept). Try a smaller learning rate "
+            f"(now {lr:g}) or gradient clipping (TrainConfig.grad_clip), and check the data"
+        )
+
+
+def _check_finite_weights(module: nn.Module, step: int, lr: float) -> None:
+    """Raise :class:`TrainingDivergedError` if a floating tensor of ``module`` is not finite."""
+    for name, tensor in module.state_dict().items():
+        if tensor.is_floating_point() and not torch.isfinite(tensor).all():
+            raise TrainingDivergedError(step, f"{name} holds NaN or inf", lr)
 
 
 class ChunkData(Protocol):
@@ -377,6 +403,11 @@ def _optimize(
     try:
         for step in bar:
             loss, extras = step_loss()
+            value = loss.item()
+            if not math.isfinite(value):  # before the update: the weights stay as they were
+                raise TrainingDivergedError(
+                    step, f"the loss is {value}", optimizer.param_groups[0]["lr"]
+                )
             optimizer.zero_grad(set_to_none=True)
             loss.backward()
             if train_config.grad_clip is not None:
@@ -387,8 +418,8 @@ def _optimize(
                 after_step()
 
             running = state.running
-            for key, value in (("loss", loss.item()), *extras.items()):
-                running[key] = running.get(key, 0.0) + value
+            for key, number in (("loss", value), *extras.items()):
+                running[key] = running.get(key, 0.0) + number
             state.count += 1
             if step % train_config.log_every == 0 or step == steps:
                 entry = {"step": step, "loss": running.pop("loss") / state.count}
@@ -605,6 +636,9 @@ def fit(
         done = [{"history": histories[p.record], "seconds": seconds[p.record]} for p in plan[:-1]]
 
         def checkpoint(step: int) -> None:
+            # a checkpoint is only ever of finite weights (a NaN gradient makes NaN weights
+            # one step before the loss shows it)
+            _check_finite_weights(policy, step, optimizer.param_groups[0]["lr"])
             if out_dir is not None:
                 path = out_dir / CHECKPOINTS / f"step_{step:07d}"
                 trainer = (policy, optimizer, generator, rng, batches)
@@ -628,6 +662,7 @@ def fit(
             state=loop,
         )
 
+    _check_finite_weights(policy, loop.step, train_config.lr)  # no NaN policy is returned
     policy.set_training_mode(False)
     policy.train_history = histories[last.record]
     policy.train_seconds = seconds[last.record]

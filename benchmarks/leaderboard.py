@@ -46,10 +46,11 @@ from leaderboard_lib.runs import (
     remove_partial_files,
     write_record,
 )
-from leaderboard_lib.suite import SUITES_DIR, SuiteError, expand, load_suite
+from leaderboard_lib.suite import SUITES_DIR, Job, SuiteError, expand, load_suite
 from tqdm import tqdm
 
 from hint_envs._cli import interrupted
+from hint_envs._io import release_lock, try_lock
 
 
 @dataclass
@@ -158,6 +159,8 @@ def main() -> int:
 
     # --- demonstrations: collected once per (env, expert seeds), cached under out/demos
     failures, bar = [], None
+    locks: dict[int, Path] = {}  # the jobs this run computes, each locked until recorded
+    elsewhere: list[Job] = []
     try:
         if todo:
             demo_files = prepare_demos([job.spec.demos for job in todo], out_dir, workers=workers)
@@ -171,7 +174,21 @@ def main() -> int:
                 f"running {len(todo)} jobs on the {where}, {args.threads} torch thread(s) per job"
             )
 
-            # --- the loop: run jobs, write each record as soon as its job is done
+            # --- the loop: run jobs, write each record as soon as its job is done. Each
+            # job is locked just before it starts (a lock file beside its first record),
+            # so a second leaderboard on the same folder computes the other jobs.
+            def claim(job: Job) -> bool:
+                if not pending([job], out_dir):  # recorded meanwhile by another run
+                    elsewhere.append(job)
+                    return False
+                lock = try_lock(record_file(out_dir, job.runs[0]), f"leaderboard {suite.name}")
+                if lock is None:
+                    elsewhere.append(job)
+                    tqdm.write(f"{job.spec.name}: being computed by another leaderboard; skipped")
+                    return False
+                locks[id(job)] = lock
+                return True
+
             bar = tqdm(total=total, initial=total - todo_runs, desc="runs", unit="run", smoothing=0)
             outcomes = execute(
                 todo,
@@ -182,10 +199,12 @@ def main() -> int:
                 address=args.address,
                 gpus=args.gpus_per_job,
                 tensorboard=None if args.tensorboard is None else Path(args.tensorboard),
+                claim=claim,
             )
             for job, outcome in outcomes:
                 if isinstance(outcome, BaseException):
                     failures.append(job)
+                    release_lock(locks.pop(id(job), None))
                     tqdm.write(f"FAILED {job.name}: {type(outcome).__name__}: {outcome}")
                     continue
                 for run, record in zip(job.runs, outcome, strict=True):
@@ -199,7 +218,10 @@ def main() -> int:
                         f"(train {timing['train_s']:.0f} s, eval {timing['eval_s']:.0f} s)"
                     )
                     bar.update(1)
+                release_lock(locks.pop(id(job), None))
             bar.close()
+            if elsewhere:
+                print(f"{len(elsewhere)} jobs were computed by another leaderboard on {out_dir}")
             log_session(
                 out_dir,
                 {
@@ -221,6 +243,9 @@ def main() -> int:
             f"{recorded} of {total} runs recorded in {out_dir}; rerun the same command to "
             "resume from there",
         )
+    finally:  # whatever stopped the loop, no job stays locked by this run
+        for lock in locks.values():
+            release_lock(lock)
 
     # --- the report, regenerated from every record of the suite (all envs, even with --only)
     full_suite = load_suite(args.suite, check_env=False) if args.only else suite

@@ -16,7 +16,7 @@ import tempfile
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
-from hint_envs._io import DatasetError
+from hint_envs._io import DatasetError, OutputLockedError
 
 __all__ = [
     "EXIT_INTERRUPTED",
@@ -56,9 +56,10 @@ class HelpFormatter(argparse.ArgumentDefaultsHelpFormatter):
 
 
 def command_line_errors(prog: str) -> Callable[[Main], Main]:
-    """Decorate ``main(argv) -> int`` so that Ctrl-C and a :class:`DatasetError` end it
-    with one line on stderr (``"PROG: interrupted"``, exit 130; ``"PROG: error: ..."``,
-    exit 2) instead of a traceback. Other exceptions pass through."""
+    """Decorate ``main(argv) -> int`` so that Ctrl-C, a :class:`DatasetError` and an
+    output locked by another run end it with one line on stderr (``"PROG: interrupted"``,
+    exit 130; ``"PROG: error: ..."``, exit 2) instead of a traceback. Other exceptions
+    pass through."""
 
     def decorate(main: Main) -> Main:
         @functools.wraps(main)
@@ -67,7 +68,7 @@ def command_line_errors(prog: str) -> Callable[[Main], Main]:
                 return main(argv)
             except KeyboardInterrupt:
                 return interrupted(prog)
-            except DatasetError as error:
+            except (DatasetError, OutputLockedError) as error:
                 print(f"{prog}: error: {error}", file=sys.stderr)
                 return 2
 

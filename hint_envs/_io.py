@@ -11,6 +11,12 @@ reader looks at and :func:`remove_temporaries` deletes.
 (Ctrl-C: the commands report it with :func:`hint_envs._cli.interrupted`; worker processes
 ignore it and are stopped by :mod:`hint_envs._workers`.)
 
+Two runs writing one output would replace each other's work: every command takes an
+exclusive lock on its output first (:func:`output_lock`: a ``<output>.lock`` file beside
+it, holding the holder's pid and host), refused at once while a live process holds it and
+taken over, with a message, from a process that no longer runs. The leaderboard takes one
+per job (:func:`try_lock`) so two runs of one suite share the work.
+
 Only the standard library is imported here, so every module of the package can use it.
 """
 
@@ -18,8 +24,11 @@ from __future__ import annotations
 
 import glob
 import json
+import logging
 import os
 import shutil
+import socket
+import time
 import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -28,6 +37,11 @@ from typing import Any
 
 __all__ = [
     "DatasetError",
+    "OutputLockedError",
+    "lock_is_held",
+    "output_lock",
+    "release_lock",
+    "try_lock",
     "atomic_dir",
     "atomic_path",
     "atomic_write_bytes",
@@ -43,6 +57,118 @@ class DatasetError(ValueError):
     (:mod:`hint_envs._cli`) can catch it without importing :mod:`hint_envs.data`; it is
     exported as ``hint_envs.data.DatasetError``.
     """
+
+
+logger = logging.getLogger(__name__)
+
+
+class OutputLockedError(RuntimeError):
+    """Another live process holds the lock on an output (see :func:`output_lock`)."""
+
+
+def lock_file(target: str | os.PathLike) -> Path:
+    """The lock file of an output file or folder: ``<target>.lock`` beside it."""
+    target = Path(target).absolute()
+    return target.with_name(target.name + ".lock")
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # it exists, under another user
+        return True
+    return True
+
+
+def try_lock(target: str | os.PathLike, what: str = "") -> Path | None:
+    """Take the exclusive lock on ``target`` (a file or folder, existing or not).
+
+    Returns:
+        the lock file (remove it with :func:`release_lock`), or None if a live process on
+        this host holds it. A lock left by a process that no longer runs is taken over, with
+        a warning naming it.
+
+    Raises:
+        OutputLockedError: the lock belongs to another host (whether it runs is unknown).
+        OSError: the lock file cannot be written (an unwritable folder).
+    """
+    path = lock_file(target)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    mine = {"pid": os.getpid(), "host": socket.gethostname(), "since": time.time(), "what": what}
+    for _ in range(2):
+        try:
+            fd = os.open(path, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o644)
+        except FileExistsError:
+            holder = _holder(path)
+            if holder.get("host") not in (None, mine["host"]):
+                raise OutputLockedError(
+                    f"{target} is locked by process {holder.get('pid')} on host "
+                    f"{holder['host']} ({path}); remove the lock file if that run is over"
+                ) from None
+            pid = holder.get("pid")
+            if isinstance(pid, int) and pid != os.getpid() and _alive(pid):
+                return None
+            if pid == os.getpid():
+                return None  # this process holds it already (another job of this run)
+            logger.warning(
+                "taking over the lock %s left by process %s, which no longer runs", path, pid
+            )
+            path.unlink(missing_ok=True)
+            continue
+        with os.fdopen(fd, "w") as f:
+            json.dump(mine, f)
+        return path
+    return None
+
+
+def _holder(path: Path) -> dict[str, Any]:
+    try:
+        holder = json.loads(path.read_text())
+    except (OSError, ValueError):
+        return {}  # half-written by a process killed while taking it: stale
+    return holder if isinstance(holder, dict) else {}
+
+
+def lock_is_held(path: str | os.PathLike) -> bool:
+    """Whether the lock file ``path`` belongs to a live process (on this host, or any
+    process on another host)."""
+    holder = _holder(Path(path))
+    if holder.get("host") not in (None, socket.gethostname()):
+        return True
+    pid = holder.get("pid")
+    return isinstance(pid, int) and _alive(pid)
+
+
+def release_lock(path: Path | None) -> None:
+    """Remove a lock taken by :func:`try_lock` (if it is still this process's)."""
+    if path is not None and _holder(path).get("pid") == os.getpid():
+        path.unlink(missing_ok=True)
+
+
+@contextmanager
+def output_lock(target: str | os.PathLike, what: str) -> Iterator[Path]:
+    """Hold the exclusive lock on the output ``target`` for the ``with`` block.
+
+    Raises:
+        OutputLockedError: another live process holds it; the message names it, so a
+            second command on one output stops at once instead of replacing the first's
+            work.
+    """
+    path = try_lock(target, what)
+    if path is None:
+        holder = _holder(lock_file(target))
+        since = time.strftime("%H:%M:%S", time.localtime(holder.get("since", 0)))
+        raise OutputLockedError(
+            f"{target} is being written by {holder.get('what') or 'another run'} (process "
+            f"{holder.get('pid')}, since {since}); wait for it to finish or choose another "
+            "output"
+        )
+    try:
+        yield path
+    finally:
+        release_lock(path)
 
 
 def _temporary_name(path: Path) -> Path:

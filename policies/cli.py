@@ -24,7 +24,7 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from hint_envs._cli import HelpFormatter, command_line_errors
-from hint_envs._io import atomic_write_bytes
+from hint_envs._io import atomic_write_bytes, output_lock
 from hint_envs.core import NOISE_LAWS
 from policies.config import (
     DENOISERS,
@@ -287,45 +287,47 @@ def _train_main(args: argparse.Namespace) -> int:
         print(f"hint-train: error: --device: {error}", file=sys.stderr)
         return 2
 
-    try:
-        dataset = ChunkDataset(
-            source,
-            obs_horizon=config.obs_horizon,
-            horizon=config.horizon,
-            gains=config.gains,
-            num_demos=args.num_demos,
-        )
-    except (ValueError, TypeError, OSError, ImportError) as error:
-        print(f"hint-train: error: cannot read {args.demo_file}: {error}", file=sys.stderr)
-        return 2
-    print(f"{dataset}")
-    start = time.perf_counter()
-    try:
-        policy = train(
-            dataset,
-            config,
-            train_config,
-            out_dir=args.out,
-            seed=args.seed,
-            progress=not args.no_progress,
-            tensorboard_dir=args.tensorboard,
-            resume=args.resume,
-        )
-    except CheckpointMismatchError as error:
-        print(f"hint-train: error: cannot resume: {error}", file=sys.stderr)
-        return 2
-    except TrainingDivergedError as error:
-        from policies.training import CHECKPOINTS, latest_checkpoints
+    # one hint-train per --out: a second one stops here, before reading any data
+    with output_lock(args.out, "hint-train"):
+        try:
+            dataset = ChunkDataset(
+                source,
+                obs_horizon=config.obs_horizon,
+                horizon=config.horizon,
+                gains=config.gains,
+                num_demos=args.num_demos,
+            )
+        except (ValueError, TypeError, OSError, ImportError) as error:
+            print(f"hint-train: error: cannot read {args.demo_file}: {error}", file=sys.stderr)
+            return 2
+        print(f"{dataset}")
+        start = time.perf_counter()
+        try:
+            policy = train(
+                dataset,
+                config,
+                train_config,
+                out_dir=args.out,
+                seed=args.seed,
+                progress=not args.no_progress,
+                tensorboard_dir=args.tensorboard,
+                resume=args.resume,
+            )
+        except CheckpointMismatchError as error:
+            print(f"hint-train: error: cannot resume: {error}", file=sys.stderr)
+            return 2
+        except TrainingDivergedError as error:
+            from policies.training import CHECKPOINTS, latest_checkpoints
 
-        found = latest_checkpoints(args.out / CHECKPOINTS)
-        kept = f"; the last checkpoint is {found[0]}" if found else ""
-        print(f"hint-train: error: {error}{kept}", file=sys.stderr)
-        return 1
-    print(
-        f"trained in {time.perf_counter() - start:.1f} s, final loss "
-        f"{policy.train_history[-1]['loss']:.4f}; saved to {args.out}"
-    )
-    return 0
+            found = latest_checkpoints(args.out / CHECKPOINTS)
+            kept = f"; the last checkpoint is {found[0]}" if found else ""
+            print(f"hint-train: error: {error}{kept}", file=sys.stderr)
+            return 1
+        print(
+            f"trained in {time.perf_counter() - start:.1f} s, final loss "
+            f"{policy.train_history[-1]['loss']:.4f}; saved to {args.out}"
+        )
+        return 0
 
 
 def build_eval_parser() -> argparse.ArgumentParser:

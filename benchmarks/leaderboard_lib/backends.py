@@ -20,7 +20,7 @@ from __future__ import annotations
 
 import logging
 import multiprocessing
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
 from pathlib import Path
 from typing import Any
@@ -51,6 +51,7 @@ def execute(
     gpus: float = 0.0,
     progress: bool = False,
     tensorboard: Path | None = None,
+    claim: Callable[[Job], bool] | None = None,
 ) -> Iterator[Outcome]:
     """Run ``jobs``, yielding each with its records (or the exception it raised).
 
@@ -66,6 +67,9 @@ def execute(
         progress: show each job's own training/evaluation bars (only useful with one
             local worker).
         tensorboard: folder of TensorBoard runs, one per job (local backend only).
+        claim: called for each job just before it starts (the local backend starts a job
+            when a worker is free); a job it returns False for is skipped — e.g. one that
+            another leaderboard on the same folder is computing.
 
     Yields:
         ``(job, records)`` or ``(job, exception)`` as jobs finish.
@@ -73,23 +77,32 @@ def execute(
     paths = list(demo_paths)
     if len(paths) != len(jobs):
         raise ValueError(f"{len(jobs)} jobs but {len(paths)} demonstration files")
+    claim = claim or (lambda job: True)
     if backend == "local":
         if workers == 1:
-            yield from _in_process(jobs, paths, threads, progress, tensorboard)
+            yield from _in_process(jobs, paths, threads, progress, tensorboard, claim)
         else:
-            yield from _process_pool(jobs, paths, workers, threads, tensorboard)
+            yield from _process_pool(jobs, paths, workers, threads, tensorboard, claim)
     elif backend == "ray":
         if tensorboard is not None:
             raise ValueError("TensorBoard logs are written by the local backend only")
-        yield from _ray(jobs, paths, threads, address, gpus)
+        claimed = [(job, path) for job, path in zip(jobs, paths, strict=True) if claim(job)]
+        yield from _ray([j for j, _ in claimed], [p for _, p in claimed], threads, address, gpus)
     else:
         raise ValueError(f"unknown backend {backend!r}; choose one of {BACKENDS}")
 
 
 def _in_process(
-    jobs: list[Job], paths: list[Path], threads: int, progress: bool, tensorboard: Path | None
+    jobs: list[Job],
+    paths: list[Path],
+    threads: int,
+    progress: bool,
+    tensorboard: Path | None,
+    claim: Callable[[Job], bool],
 ) -> Iterator[Outcome]:
     for job, path in zip(jobs, paths, strict=True):
+        if not claim(job):
+            continue
         try:
             yield job, run_job(job, path, threads, progress, tensorboard)
         except Exception as error:  # a failed job must not stop the others
@@ -98,29 +111,42 @@ def _in_process(
 
 
 def _process_pool(
-    jobs: list[Job], paths: list[Path], workers: int, threads: int, tensorboard: Path | None
+    jobs: list[Job],
+    paths: list[Path],
+    workers: int,
+    threads: int,
+    tensorboard: Path | None,
+    claim: Callable[[Job], bool],
 ) -> Iterator[Outcome]:
     # spawn: a fresh interpreter per worker (no forked torch state); same on every OS.
-    # Workers ignore Ctrl-C: the driver reports it and stops them (below).
+    # Workers ignore Ctrl-C: the driver reports it and stops them (below). Jobs are
+    # submitted one at a time as workers come free, each claimed just before it starts.
     context = multiprocessing.get_context("spawn")
+    queue = list(zip(jobs, paths, strict=True))
     with ProcessPoolExecutor(workers, mp_context=context, initializer=ignore_sigint) as pool:
-        futures = {
-            pool.submit(run_job, job, str(path), threads, False, tensorboard): job
-            for job, path in zip(jobs, paths, strict=True)
-        }
-        remaining = set(futures)
+        futures: dict[Any, Job] = {}
+
+        def fill() -> None:
+            while queue and len(futures) < workers:
+                job, path = queue.pop(0)
+                if claim(job):
+                    futures[pool.submit(run_job, job, str(path), threads, False, tensorboard)] = job
+
         try:
-            while remaining:
-                done, remaining = wait(remaining, return_when=FIRST_COMPLETED)
+            fill()
+            while futures:
+                done, _ = wait(set(futures), return_when=FIRST_COMPLETED)
                 for future in done:
+                    job = futures.pop(future)
                     error = future.exception()
-                    yield futures[future], error if error is not None else future.result()
+                    yield job, error if error is not None else future.result()
+                fill()
         except (KeyboardInterrupt, GeneratorExit):  # Ctrl-C here or in the caller's loop:
             # stop the running jobs now rather than wait for them
             stop_workers(pool)
             raise
         finally:
-            for future in remaining:
+            for future in futures:
                 future.cancel()
 
 

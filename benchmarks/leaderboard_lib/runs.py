@@ -136,11 +136,16 @@ def remove_partial_files(out_dir: str | Path) -> list[Path]:
 
     Records and demonstration files are written to hidden ``.<name>.<hex>.tmp`` files
     first and renamed when complete; a process killed in between leaves one behind.
-    Only call this while no other leaderboard writes to ``out_dir``.
+    Nothing is removed while another leaderboard works in ``out_dir`` (a job lock held by
+    a live process): its temporaries may be files it is writing.
 
     Returns:
         the files removed.
     """
+    from hint_envs._io import lock_is_held
+
+    if any(lock_is_held(lock) for lock in Path(out_dir).glob("records/**/*.lock")):
+        return []
     removed = []
     for folder in ("records", "demos"):
         removed += remove_temporaries(Path(out_dir) / folder, recursive=True)

@@ -20,6 +20,7 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from hint_envs._cli import HelpFormatter, command_line_errors
+from hint_envs._io import output_lock
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -56,13 +57,14 @@ def main(argv: Sequence[str] | None = None) -> int:
     from hint_envs.data import DatasetError
     from hint_envs.data.minari_io import write_minari
 
-    try:
-        dataset = write_minari(
-            args.file, args.dataset_id, description=args.description, overwrite=args.overwrite
-        )
+    root = os.environ.get("MINARI_DATASETS_PATH", "~/.minari/datasets")
+    try:  # one hint-minari per dataset id
+        with output_lock(Path(root).expanduser() / args.dataset_id, "hint-minari"):
+            dataset = write_minari(
+                args.file, args.dataset_id, description=args.description, overwrite=args.overwrite
+            )
     except (ImportError, FileExistsError, ValueError, DatasetError) as err:
         parser.exit(2, f"hint-minari: error: {err}\n")
-    root = os.environ.get("MINARI_DATASETS_PATH", "~/.minari/datasets")
     print(f"written: Minari dataset {args.dataset_id} under {root}")
     print(f"episodes: {dataset.total_episodes} ({dataset.total_steps} steps)")
     print(

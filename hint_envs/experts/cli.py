@@ -26,7 +26,7 @@ import numpy as np
 
 import hint_envs
 from hint_envs._cli import HelpFormatter, check_output_file, command_line_errors, interrupted
-from hint_envs._io import remove_temporaries
+from hint_envs._io import output_lock, remove_temporaries
 from hint_envs.data.hdf5 import write_demonstrations
 from hint_envs.experts import EXPERTS, demo
 from hint_envs.experts.collect import collect_demonstrations
@@ -137,53 +137,55 @@ def _collect(
         gym.make(args.env_id, **env_kwargs).close()
     except (TypeError, ValueError, gym.error.Error) as err:
         parser.error(f"cannot make {args.env_id} with {env_kwargs}: {err}")
-    logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
-    remove_temporaries(args.out.parent, name=args.out.name)  # left by a killed hint-collect
+    # one hint-collect per output: a second one stops here, before collecting anything
+    with output_lock(args.out, "hint-collect"):
+        logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
+        remove_temporaries(args.out.parent, name=args.out.name)  # left by a killed hint-collect
 
-    start = time.perf_counter()
-    try:
-        demos = collect_demonstrations(
+        start = time.perf_counter()
+        try:
+            demos = collect_demonstrations(
+                args.env_id,
+                args.episodes,
+                seed=args.seed,
+                workers=args.workers,
+                synthesize=not args.no_synthesize,
+                only_success=args.only_success,
+                progress=not args.quiet,
+                env_kwargs=env_kwargs,
+            )
+        except RuntimeError as err:  # a failed episode, or too few successes
+            parser.exit(1, f"hint-collect: error: {err}\n")
+        command = shlex.join(["hint-collect", *(argv if argv is not None else _argv())])
+        path = write_demonstrations(
+            args.out,
+            demos,
             args.env_id,
-            args.episodes,
-            seed=args.seed,
-            workers=args.workers,
-            synthesize=not args.no_synthesize,
-            only_success=args.only_success,
-            progress=not args.quiet,
             env_kwargs=env_kwargs,
+            valid_fraction=args.valid_fraction,
+            seed=args.seed,
+            attrs={
+                "command": command,
+                "seed": args.seed,
+                "episodes": args.episodes,
+                "only_success": args.only_success,
+                "synthesized": not args.no_synthesize,
+                "seeds": [int(d.attrs.get("seed", -1)) for d in demos],
+            },
+            overwrite=args.overwrite,
         )
-    except RuntimeError as err:  # a failed episode, or too few successes
-        parser.exit(1, f"hint-collect: error: {err}\n")
-    command = shlex.join(["hint-collect", *(argv if argv is not None else _argv())])
-    path = write_demonstrations(
-        args.out,
-        demos,
-        args.env_id,
-        env_kwargs=env_kwargs,
-        valid_fraction=args.valid_fraction,
-        seed=args.seed,
-        attrs={
-            "command": command,
-            "seed": args.seed,
-            "episodes": args.episodes,
-            "only_success": args.only_success,
-            "synthesized": not args.no_synthesize,
-            "seeds": [int(d.attrs.get("seed", -1)) for d in demos],
-        },
-        overwrite=args.overwrite,
-    )
-    seconds = time.perf_counter() - start
+        seconds = time.perf_counter() - start
 
-    successes = sum(d.success for d in demos)
-    modes = collections.Counter(str(d.attrs.get("mode", "-")) for d in demos)
-    steps = sum(len(d) for d in demos)
-    print(f"hint_envs {hint_envs.__version__}: {args.env_id}")
-    print(f"episodes: {len(demos)} ({steps} steps), seeds from {args.seed}")
-    print(f"success rate: {successes / len(demos):.1%} ({successes}/{len(demos)})")
-    print("modes: " + ", ".join(f"{mode} {count}" for mode, count in sorted(modes.items())))
-    print(f"time: {seconds:.1f} s with {args.workers} worker(s)")
-    print(f"written: {path}")
-    return 0
+        successes = sum(d.success for d in demos)
+        modes = collections.Counter(str(d.attrs.get("mode", "-")) for d in demos)
+        steps = sum(len(d) for d in demos)
+        print(f"hint_envs {hint_envs.__version__}: {args.env_id}")
+        print(f"episodes: {len(demos)} ({steps} steps), seeds from {args.seed}")
+        print(f"success rate: {successes / len(demos):.1%} ({successes}/{len(demos)})")
+        print("modes: " + ", ".join(f"{mode} {count}" for mode, count in sorted(modes.items())))
+        print(f"time: {seconds:.1f} s with {args.workers} worker(s)")
+        print(f"written: {path}")
+        return 0
 
 
 @command_line_errors("hint-demo")

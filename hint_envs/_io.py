@@ -22,6 +22,7 @@ Only the standard library is imported here, so every module of the package can u
 
 from __future__ import annotations
 
+import errno
 import glob
 import json
 import logging
@@ -46,6 +47,7 @@ __all__ = [
     "atomic_path",
     "atomic_write_bytes",
     "atomic_write_json",
+    "write_file",
     "remove_temporaries",
 ]
 
@@ -245,6 +247,27 @@ def atomic_write_bytes(path: str | os.PathLike, data: bytes) -> None:
     """Write ``data`` to ``path`` atomically (:func:`atomic_path`)."""
     with atomic_path(path) as tmp, open(tmp, "xb") as handle:
         handle.write(data)
+
+
+def write_file(path: str | os.PathLike, data: bytes) -> None:
+    """:func:`atomic_write_bytes` after checking the folder has room for ``data``.
+
+    Raises:
+        OSError: not enough free space (checked first, ``errno.ENOSPC``) or any write
+            error; either way ``path`` is untouched and no temporary file is left.
+    """
+    path = Path(path)
+    folder = path.absolute().parent
+    while not folder.exists():
+        folder = folder.parent
+    free = shutil.disk_usage(folder).free
+    if len(data) > free:
+        raise OSError(
+            errno.ENOSPC,
+            f"{len(data) / 2**20:.1f} MiB to write but {free / 2**20:.1f} MiB free on the "
+            f"disk of {folder}",
+        )
+    atomic_write_bytes(path, data)
 
 
 def atomic_write_json(path: str | os.PathLike, data: Any, indent: int = 2) -> None:

@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import logging
 import numbers
 from dataclasses import dataclass, field
 from typing import Any, TypeVar
@@ -52,6 +53,7 @@ __all__ = [
     "check_noise_level",
     "check_noise_law",
     "check_file_env_id",
+    "EpisodeGuard",
     "NOISE_LAWS",
     "check_policy_spaces",
     "check_render_args",
@@ -610,6 +612,51 @@ def check_noise_law(value: Any, name: str = "noise_law") -> str:
     if not isinstance(value, str) or value not in NOISE_LAWS:
         raise ValueError(f"{name} must be one of {list(NOISE_LAWS)}, got {value!r}")
     return value
+
+
+class EpisodeGuard:
+    """What every control environment does around ``step``, as Gymnasium's own envs do.
+
+    ``step`` before the first ``reset`` raises ``gymnasium.error.ResetNeeded`` and after
+    ``close`` ``gymnasium.error.ClosedEnvironmentError`` (instead of an ``AttributeError``
+    from inside the simulator); a ``step`` after the episode terminated warns once, in
+    CartPole's words, and goes on (Gymnasium leaves such steps undefined).
+    """
+
+    def __init__(self, name: str):
+        self.name = name
+        self.phase = "new"  # new | running | terminated | closed
+        self._warned = False
+
+    def reset(self) -> None:
+        """Call at the end of ``reset``."""
+        self.phase, self._warned = "running", False
+
+    def before_step(self) -> None:
+        """Call first thing in ``step``."""
+        if self.phase == "new":
+            raise gym.error.ResetNeeded(f"{self.name}: call reset() before step()")
+        if self.phase == "closed":
+            raise gym.error.ClosedEnvironmentError(
+                f"{self.name} was closed; make a new environment to step"
+            )
+        if self.phase == "terminated" and not self._warned:
+            self._warned = True
+            logging.getLogger("hint_envs").warning(
+                "%s: You are calling 'step()' even though this environment has already "
+                "returned terminated = True. You should always call 'reset()' once you "
+                "receive 'terminated = True' -- any further steps are undefined behavior.",
+                self.name,
+            )
+
+    def after_step(self, terminated: bool) -> None:
+        """Call with the step's ``terminated``."""
+        if terminated:
+            self.phase = "terminated"
+
+    def close(self) -> None:
+        """Call in ``close``."""
+        self.phase = "closed"
 
 
 def check_file_env_id(value: Any, source: str) -> str:

@@ -17,13 +17,14 @@ from __future__ import annotations
 import argparse
 import json
 import logging
+import math
 import os
 import sys
 import time
 from collections.abc import Sequence
 from pathlib import Path
 
-from hint_envs._cli import HelpFormatter, command_line_errors
+from hint_envs._cli import HelpFormatter, check_output_file, command_line_errors
 from hint_envs._io import atomic_write_bytes, output_lock
 from hint_envs.core import NOISE_LAWS
 from policies.config import (
@@ -391,9 +392,25 @@ def eval_main(argv: Sequence[str] | None = None) -> int:
         if getattr(args, name) < 1:
             print(f"hint-eval: error: --{name.replace('_', '-')} must be >= 1", file=sys.stderr)
             return 2
-    if args.sigma is not None and not args.sigma >= 0:
-        print(f"hint-eval: error: --sigma must be >= 0, got {args.sigma}", file=sys.stderr)
+    if args.sigma is not None and not (math.isfinite(args.sigma) and args.sigma >= 0):
+        print(
+            f"hint-eval: error: --sigma must be a finite number >= 0, got {args.sigma}",
+            file=sys.stderr,
+        )
         return 2
+    for name in ("seed_start", "sample_seed"):
+        if getattr(args, name) < 0:
+            option = f"--{name.replace('_', '-')}"
+            print(
+                f"hint-eval: error: {option} must be >= 0, got {getattr(args, name)}",
+                file=sys.stderr,
+            )
+            return 2
+    if args.json is not None:  # checked before any rollout, not after them
+        problem = check_output_file(args.json, overwrite=True, option="--json", example="eval.json")
+        if problem is not None:
+            print(f"hint-eval: error: {problem}", file=sys.stderr)
+            return 2
     os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
     import torch
 

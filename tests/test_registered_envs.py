@@ -96,3 +96,37 @@ def test_vector_entry_point_matches_the_single_env(env_id):
     assert data_equivalence(obs[1], single.reset(seed=8)[0], exact=True)
     envs.close()
     single.close()
+
+
+@pytest.mark.parametrize("env_id", ENV_IDS)
+def test_step_before_reset_or_after_close_is_a_clear_error(env_id):
+    """Not an AttributeError from inside the simulator (gym.make's OrderEnforcing catches
+    the first case too; the env itself must, for code that builds the class directly)."""
+    require_simulator(env_id)
+    env = gym.make(env_id).unwrapped
+    action = env.action_space.sample()
+    with pytest.raises(gym.error.ResetNeeded, match="call reset"):
+        env.step(action)
+    env.reset(seed=0)
+    env.step(action)
+    env.close()
+    with pytest.raises(gym.error.ClosedEnvironmentError, match="was closed"):
+        env.step(action)
+
+
+def test_stepping_after_termination_warns_once(caplog):
+    env = gym.make("hint_envs/PlanarQuadrotor-v0").unwrapped
+    env.reset(seed=0)
+    fall = np.zeros(env.action_space.shape)  # no thrust: the quadrotor falls out of bounds
+    terminated, steps = False, 0
+    while not terminated:
+        _, _, terminated, _, _ = env.step(fall)
+        steps += 1
+        assert steps < 500
+    assert "already returned terminated = True" not in caplog.text
+    env.step(fall)
+    env.step(fall)
+    assert caplog.text.count("already returned terminated = True") == 1
+    env.reset(seed=1)
+    env.step(fall)
+    assert caplog.text.count("already returned terminated = True") == 1  # a new episode

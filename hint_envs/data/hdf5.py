@@ -41,6 +41,7 @@ env. A file written before they were stored reads with ``DemoFile.bounds = None`
 
 from __future__ import annotations
 
+import io
 import json
 import logging
 import os
@@ -55,7 +56,7 @@ from typing import Any
 import h5py
 import numpy as np
 
-from hint_envs._io import DatasetError, atomic_path
+from hint_envs._io import DatasetError, atomic_path, write_file
 from hint_envs.core import Demonstration, EnvBounds, Primitives, check_file_env_id
 
 logger = logging.getLogger(__name__)
@@ -477,22 +478,24 @@ def write_demonstrations(
     d_x = None if first.primitives is None else first.primitives.x_bar.shape[-1]
     _check_bounds(bounds, int(np.shape(first.actions)[-1]), d_obs, d_x, f"{env_id} at {path}")
 
-    # a fresh hidden name beside the target, renamed over it once complete (atomic_path);
-    # h5py's "x" mode refuses to clobber and creates the file with the usual permissions
-    with atomic_path(path) as tmp:
-        with h5py.File(tmp, "x", libver=LIBVER) as f:
-            _write_metadata(f, file_attrs, _RESERVED_FILE_ATTRS)
-            data = f.create_group("data")
-            _set_text(data, "env_args", env_args)
-            data.attrs["total"] = int(sum(len(d) for d in demos))
-            _set_text(data, "obs_keys", json.dumps([list(span) for span in spans]))
-            _write_bounds(data, bounds)
-            for index, demo in enumerate(demos):
-                _write_demo(data.create_group(f"demo_{index}"), demo, spans, filters)
-            mask = f.create_group("mask")
-            for name, keys in (("train", train_keys), ("valid", valid_keys)):
-                names = _names(keys).astype("S" + _width(keys))
-                _create(mask, name, names, {})
+    # built in memory, then written in one go to a fresh hidden name beside the target and
+    # renamed over it (atomic_write_bytes): HDF5 writing to a full disk can crash the
+    # process, a plain write fails with ENOSPC, leaving nothing behind
+    image = io.BytesIO()
+    with h5py.File(image, "w", libver=LIBVER) as f:
+        _write_metadata(f, file_attrs, _RESERVED_FILE_ATTRS)
+        data = f.create_group("data")
+        _set_text(data, "env_args", env_args)
+        data.attrs["total"] = int(sum(len(d) for d in demos))
+        _set_text(data, "obs_keys", json.dumps([list(span) for span in spans]))
+        _write_bounds(data, bounds)
+        for index, demo in enumerate(demos):
+            _write_demo(data.create_group(f"demo_{index}"), demo, spans, filters)
+        mask = f.create_group("mask")
+        for name, keys in (("train", train_keys), ("valid", valid_keys)):
+            names = _names(keys).astype("S" + _width(keys))
+            _create(mask, name, names, {})
+    write_file(path, image.getvalue())
     logger.info("wrote %d demonstrations (%d steps) to %s", len(demos), sum(map(len, demos)), path)
     return path
 

@@ -37,6 +37,7 @@ from gymnasium import spaces
 
 from hint_envs.core import (
     STATE_OPTION,
+    EpisodeGuard,
     check_action,
     check_render_args,
     check_state,
@@ -463,6 +464,7 @@ class BifurcationEnv(gym.Env):
         collision_penalty: float = 10.0,
     ):
         check_render_args(render_mode, self.metadata["render_modes"])
+        self._guard = EpisodeGuard("hint_envs/Bifurcation-v0")
         self.params = BifurcationParams(
             dt=dt,
             max_accel=max_accel,
@@ -531,6 +533,7 @@ class BifurcationEnv(gym.Env):
             collision=bool(collided(self._state[:2], self.params)),
             out_of_bounds=bool(out_of_bounds(self._state[:2], self.params)),
         )
+        self._guard.reset()
         return self._state.copy(), info
 
     def step(self, action: np.ndarray) -> tuple[np.ndarray, float, bool, bool, dict[str, Any]]:
@@ -540,6 +543,7 @@ class BifurcationEnv(gym.Env):
             observation ``(4,)``, reward, terminated, truncated (always False: the time
             limit is the registration's) and info.
         """
+        self._guard.before_step()
         u = applied_input(self._state, check_action(action, self.action_space), self.params)
         previous = self._state
         self._state = step(previous, u, self.params)
@@ -553,7 +557,12 @@ class BifurcationEnv(gym.Env):
         self._record_trail()
         info = self._info()
         info.update(collision=hit, out_of_bounds=left)
+        self._guard.after_step(terminated)
         return self._state.copy(), reward, terminated, False, info
+
+    def close(self) -> None:
+        self._guard.close()
+        super().close()
 
     def render(self) -> np.ndarray | None:
         """Return the current frame, ``(288, 416, 3)`` uint8 for the default task.

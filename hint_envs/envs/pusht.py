@@ -29,6 +29,7 @@ from gymnasium import spaces
 
 from hint_envs.core import (
     STATE_OPTION,
+    EpisodeGuard,
     check_action,
     check_render_args,
     check_state,
@@ -254,6 +255,7 @@ class PushTEnv(gym.Env):
         self.obs_type = obs_type
         self.render_mode = render_mode
         self.params = AgentParams()
+        self._guard = EpisodeGuard("hint_envs/PushT-v0")
         self.sim = pusht.PushTEnv(
             obs_type="state",
             render_mode="rgb_array",
@@ -373,9 +375,11 @@ class PushTEnv(gym.Env):
         info = self.sim._get_info()
         info["coverage"] = float(self.sim._get_coverage())
         info["is_success"] = False
+        self._guard.reset()
         return self._observation(), info
 
     def step(self, action):
+        self._guard.before_step()
         target = check_action(action, self.action_space)
         if not (0.0 <= target[0] <= 512.0 and 0.0 <= target[1] <= 512.0):  # the hot path skips
             target = np.clip(target, 0.0, 512.0)
@@ -384,6 +388,7 @@ class PushTEnv(gym.Env):
         info["is_success"] = bool(info["is_success"])
         # gym-pusht's state observation is ours; keypoints are computed from the bodies
         obs = sim_obs if self.obs_type == "state" else self._observation()
+        self._guard.after_step(bool(terminated))
         return obs, float(reward), bool(terminated), bool(truncated), info
 
     def render(self) -> np.ndarray | None:
@@ -398,6 +403,7 @@ class PushTEnv(gym.Env):
         return self.sim.render()
 
     def close(self) -> None:
+        self._guard.close()
         self.sim.close()
         # release the pymunk space now (gym-pusht's space, bodies, shapes and collision
         # handler form a cycle with the simulator): a space still alive at interpreter

@@ -29,6 +29,7 @@ from scipy.spatial.transform import Rotation
 
 from hint_envs.core import (
     STATE_OPTION,
+    EpisodeGuard,
     check_action,
     check_render_args,
     check_state,
@@ -343,6 +344,7 @@ class RobomimicEnv(gym.Env):
         self.render_mode = render_mode
         self.render_size = render_size
         self.camera = camera
+        self._guard = EpisodeGuard(f"hint_envs/Robomimic{task}-v0")
         self.sim = make_robosuite(task, action_type, offscreen=render_mode is not None)
         import mujoco  # robosuite's own dependency, so present once robosuite imported
 
@@ -588,9 +590,11 @@ class RobomimicEnv(gym.Env):
                 self._last_obs = self._observation()
                 self._warning_count = self._warnings()
                 raise
+        self._guard.reset()
         return self._last_obs.copy(), self._info()
 
     def step(self, action):
+        self._guard.before_step()
         u = check_action(action, self.action_space)
         if np.any(u < self.action_space.low) or np.any(u > self.action_space.high):
             u = np.clip(u, self.action_space.low, self.action_space.high)
@@ -608,9 +612,11 @@ class RobomimicEnv(gym.Env):
                 self.task.name,
                 dict(zip(_UNSTABLE_WARNINGS, warnings.tolist(), strict=True)),
             )
+            self._guard.after_step(True)
             return self._last_obs.copy(), 0.0, True, False, {"is_success": False, "unstable": True}
         self._last_obs = obs
         info = self._info()
+        self._guard.after_step(bool(info["is_success"]))
         return obs.copy(), float(reward), info["is_success"], False, info
 
     def render(self) -> np.ndarray | None:
@@ -628,4 +634,5 @@ class RobomimicEnv(gym.Env):
         return np.ascontiguousarray(frame[::-1])  # MuJoCo's frames are bottom-up
 
     def close(self) -> None:
+        self._guard.close()
         self.sim.close()

@@ -40,6 +40,7 @@ from gymnasium import spaces
 
 from hint_envs.core import (
     STATE_OPTION,
+    EpisodeGuard,
     check_action,
     check_render_args,
     check_state,
@@ -335,6 +336,7 @@ class ScalarLinearEnv(gym.Env):
         success_tolerance: float = 0.1,
         render_mode: str | None = None,
     ):
+        self._guard = EpisodeGuard("hint_envs/ScalarLinear-v0")
         check_render_args(render_mode, self.metadata["render_modes"])
         self.params = ScalarLinearParams(
             a=a,
@@ -391,6 +393,7 @@ class ScalarLinearEnv(gym.Env):
         else:
             scale = self.params.initial_scale
             self._state = self.np_random.uniform(-scale, scale, size=STATE_DIM)
+        self._guard.reset()
         return self._state.copy(), self._info()
 
     def step(self, action: Any) -> tuple[np.ndarray, float, bool, bool, dict[str, Any]]:
@@ -404,6 +407,7 @@ class ScalarLinearEnv(gym.Env):
         Raises:
             ValueError: ``action`` is not of shape ``(1,)`` or holds NaN/inf.
         """
+        self._guard.before_step()
         u = np.clip(
             check_action(action, self.action_space), self.action_space.low, self.action_space.high
         )
@@ -415,7 +419,12 @@ class ScalarLinearEnv(gym.Env):
         left = bool(abs(self._state[0]) > self.params.state_limit)
         info = self._info()
         info["out_of_bounds"] = left
+        self._guard.after_step(left)
         return self._state.copy(), reward, left, False, info
+
+    def close(self) -> None:
+        self._guard.close()
+        super().close()
 
     def render(self) -> np.ndarray | None:
         """Return the current frame, ``(48, 256, 3)`` uint8: the state on a number line.

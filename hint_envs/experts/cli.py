@@ -17,6 +17,7 @@ import collections
 import json
 import logging
 import shlex
+import shutil
 import time
 from collections.abc import Sequence
 from pathlib import Path
@@ -29,7 +30,11 @@ from hint_envs._cli import HelpFormatter, check_output_file, command_line_errors
 from hint_envs._io import output_lock, remove_temporaries
 from hint_envs.data.hdf5 import write_demonstrations
 from hint_envs.experts import EXPERTS, demo
-from hint_envs.experts.collect import collect_demonstrations
+from hint_envs.experts.collect import (
+    available_memory,
+    collect_demonstrations,
+    demonstration_bytes,
+)
 
 
 def _registered_ids() -> list[str]:
@@ -111,6 +116,14 @@ def main(argv: Sequence[str] | None = None) -> int:
         return interrupted("hint-collect", f"nothing written to {args.out}; rerun to collect")
 
 
+def _existing_folder(path: Path) -> Path:
+    """The closest existing folder of ``path`` (where it will be written)."""
+    folder = path.absolute().parent
+    while not folder.exists():
+        folder = folder.parent
+    return folder
+
+
 def _collect(
     parser: argparse.ArgumentParser, args: argparse.Namespace, argv: Sequence[str] | None
 ) -> int:
@@ -137,6 +150,20 @@ def _collect(
         gym.make(args.env_id, **env_kwargs).close()
     except (TypeError, ValueError, gym.error.Error) as err:
         parser.error(f"cannot make {args.env_id} with {env_kwargs}: {err}")
+    need = args.episodes * demonstration_bytes(args.env_id, env_kwargs)
+    disk = shutil.disk_usage(_existing_folder(args.out)).free
+    if need > disk:  # before minutes of collection
+        parser.error(
+            f"--episodes {args.episodes} would write about {need / 2**20:.1f} MiB to "
+            f"{args.out}, but its disk has {disk / 2**20:.1f} MiB free"
+        )
+    free = available_memory()
+    if free is not None and need > free // 2:  # the file is written from memory at the end
+        parser.error(
+            f"--episodes {args.episodes} would hold about {need / 2**30:.1f} GiB of "
+            f"demonstrations in memory, more than half of the {free / 2**30:.1f} GiB "
+            "available here; collect fewer per file (e.g. several files of different --seed)"
+        )
     # one hint-collect per output: a second one stops here, before collecting anything
     with output_lock(args.out, "hint-collect"):
         logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
@@ -157,23 +184,28 @@ def _collect(
         except RuntimeError as err:  # a failed episode, or too few successes
             parser.exit(1, f"hint-collect: error: {err}\n")
         command = shlex.join(["hint-collect", *(argv if argv is not None else _argv())])
-        path = write_demonstrations(
-            args.out,
-            demos,
-            args.env_id,
-            env_kwargs=env_kwargs,
-            valid_fraction=args.valid_fraction,
-            seed=args.seed,
-            attrs={
-                "command": command,
-                "seed": args.seed,
-                "episodes": args.episodes,
-                "only_success": args.only_success,
-                "synthesized": not args.no_synthesize,
-                "seeds": [int(d.attrs.get("seed", -1)) for d in demos],
-            },
-            overwrite=args.overwrite,
-        )
+        try:
+            path = write_demonstrations(
+                args.out,
+                demos,
+                args.env_id,
+                env_kwargs=env_kwargs,
+                valid_fraction=args.valid_fraction,
+                seed=args.seed,
+                attrs={
+                    "command": command,
+                    "seed": args.seed,
+                    "episodes": args.episodes,
+                    "only_success": args.only_success,
+                    "synthesized": not args.no_synthesize,
+                    "seeds": [int(d.attrs.get("seed", -1)) for d in demos],
+                },
+                overwrite=args.overwrite,
+            )
+        except OSError as err:  # a full disk: nothing is left behind
+            parser.exit(
+                1, f"hint-collect: error: cannot write {args.out}: {err}; nothing written\n"
+            )
         seconds = time.perf_counter() - start
 
         successes = sum(d.success for d in demos)

@@ -13,12 +13,14 @@ import json
 import logging
 from collections.abc import Iterator
 from concurrent.futures import Executor
+from pathlib import Path
 from typing import Any
 
+import numpy as np
 from tqdm.auto import tqdm
 
 from hint_envs._workers import check_workers, worker_pool
-from hint_envs.core import Demonstration
+from hint_envs.core import Demonstration, get_control_indices
 from hint_envs.experts import make_expert
 from hint_envs.experts.base import Expert
 
@@ -28,6 +30,10 @@ __all__ = ["MAX_ATTEMPTS_FACTOR", "collect_demonstrations", "collect_one"]
 
 #: With ``only_success``, give up after ``MAX_ATTEMPTS_FACTOR * episodes`` seeds.
 MAX_ATTEMPTS_FACTOR = 10
+#: Episodes handed to each worker at a time: collection streams seeds in batches of this
+#: many per worker, never building the whole list of jobs (a huge count costs no memory
+#: before it is refused or collected).
+BATCH_PER_WORKER = 32
 
 # One expert per (env id, env kwargs, expert kwargs) per process: building one may be
 # costly (gym.make).
@@ -95,6 +101,35 @@ def _episodes(
     return pool.map(_star_collect, jobs, chunksize=max(1, len(jobs) // (4 * workers)))
 
 
+def demonstration_bytes(env_id: str, env_kwargs: dict | None = None) -> int:
+    """An upper estimate of one demonstration's memory: float64 observations, states,
+    inputs and primitive controllers for every step of the env's time limit (the env is
+    made once). Used to refuse a count that cannot fit before collecting any of it."""
+    import gymnasium as gym
+
+    env = gym.make(env_id, **dict(env_kwargs or {}))
+    try:
+        steps = env.spec.max_episode_steps if env.spec is not None else None
+        d_obs = int(np.prod(env.observation_space.shape))
+        d_u = int(np.prod(env.action_space.shape))
+        d_x = len(get_control_indices(env))
+    finally:
+        env.close()
+    per_step = 2 * d_obs + d_u + 3 + d_u + d_x + d_u * d_x  # obs, state, u, r/done, primitives
+    return 8 * per_step * int(steps or 1000)
+
+
+def available_memory() -> int | None:
+    """Bytes of memory available to new allocations (``MemAvailable``), None if unknown."""
+    try:
+        for line in Path("/proc/meminfo").read_text().splitlines():
+            if line.startswith("MemAvailable:"):
+                return int(line.split()[1]) * 1024
+    except (OSError, ValueError, IndexError):
+        pass
+    return None
+
+
 def collect_demonstrations(
     env_id: str,
     episodes: int,
@@ -150,7 +185,11 @@ def collect_demonstrations(
             while len(kept) < episodes and attempts < max_attempts:
                 # ask for what is still missing (a few more in parallel): deterministic since
                 # only the first successes in seed order are kept
-                batch = min(max(episodes - len(kept), workers), max_attempts - attempts)
+                batch = min(
+                    max(episodes - len(kept), workers),
+                    max_attempts - attempts,
+                    BATCH_PER_WORKER * workers,
+                )
                 seeds = range(seed + attempts, seed + attempts + batch)
                 jobs = _episodes(
                     env_id, seeds, workers, synthesize, expert_kwargs, env_kwargs, pool

@@ -11,6 +11,7 @@ from gymnasium import spaces
 
 from hint_envs.core import (
     STATE_OPTION,
+    EpisodeGuard,
     check_action,
     check_render_args,
     check_state,
@@ -116,6 +117,7 @@ class PlanarQuadrotorEnv(gym.Env):
 
     def __init__(self, render_mode: str | None = None, params: QuadrotorParams | None = None):
         check_render_args(render_mode, self.metadata["render_modes"])
+        self._guard = EpisodeGuard("hint_envs/PlanarQuadrotor-v0")
         if params is not None and not isinstance(params, QuadrotorParams):
             raise TypeError(f"params must be a QuadrotorParams, got {type(params).__name__}")
         self.params = params if params is not None else QuadrotorParams()
@@ -160,9 +162,11 @@ class PlanarQuadrotorEnv(gym.Env):
         self._crashed = False
         self._trail.clear()
         self._record_trail()
+        self._guard.reset()
         return self._state.copy(), self._info()
 
     def step(self, action):
+        self._guard.before_step()
         u = np.clip(
             check_action(action, self.action_space), self.action_space.low, self.action_space.high
         )
@@ -181,7 +185,12 @@ class PlanarQuadrotorEnv(gym.Env):
         self._record_trail()
         info = self._info()
         info.update(collision=hit, out_of_bounds=left, unstable=unstable)
+        self._guard.after_step(terminated)
         return self._state.copy(), reward, terminated, False, info
+
+    def close(self) -> None:
+        self._guard.close()
+        super().close()
 
     def render(self) -> np.ndarray | None:
         """Return the current frame, ``(448, 416, 3)`` uint8 for the default task.

@@ -1,0 +1,30 @@
+"""hint-eval refuses bad arguments in one line, before loading or rolling out anything."""
+
+from __future__ import annotations
+
+import pytest
+
+from policies import cli
+
+
+@pytest.mark.parametrize(
+    ("extra", "message"),
+    [
+        (["--sigma", "inf"], "--sigma must be a finite number >= 0, got inf"),
+        (["--sigma", "nan"], "--sigma must be a finite number >= 0, got nan"),
+        (["--seed-start", "-5"], "--seed-start must be >= 0, got -5"),
+        (["--sample-seed", "-1"], "--sample-seed must be >= 0, got -1"),
+        (["--json", "{tmp}"], "--json {tmp} is a directory"),
+        (["--json", "/proc/eval.json"], "cannot write /proc/eval.json"),
+    ],
+)
+def test_bad_arguments_are_one_line_before_any_work(tmp_path, capsys, monkeypatch, extra, message):
+    def no_load(*args, **kwargs):
+        raise AssertionError("the policy was loaded before the arguments were checked")
+
+    monkeypatch.setattr("policies.serialization.load_policy", no_load)
+    extra = [e.format(tmp=tmp_path) for e in extra]
+    assert cli.eval_main([str(tmp_path / "policy"), *extra]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("hint-eval: error: ") and err.count("\n") == 1
+    assert message.format(tmp=tmp_path) in err

@@ -1,0 +1,71 @@
+"""A full disk is one line and leaves nothing behind: on a real 300 kB tmpfs where this
+machine lets the tests mount one (as root), else with the free space reported as
+nearly none (the same checks run)."""
+
+from __future__ import annotations
+
+import shutil
+import subprocess
+import uuid
+from pathlib import Path
+
+import pytest
+
+from hint_envs.data.hdf5 import write_demonstrations
+from hint_envs.experts import cli
+from hint_envs.experts.collect import collect_one
+
+QUAD = "hint_envs/PlanarQuadrotor-v0"
+
+
+@pytest.fixture
+def small_disk(tmp_path, monkeypatch):
+    """A folder on a 300 kB file system."""
+    folder = tmp_path / f"small-{uuid.uuid4().hex[:6]}"
+    folder.mkdir()
+    mounted = (
+        shutil.which("mount") is not None
+        and subprocess.run(
+            ["mount", "-t", "tmpfs", "-o", "size=300k", "tmpfs", str(folder)],
+            capture_output=True,
+        ).returncode
+        == 0
+    )
+    if not mounted:  # no mount allowed: report the free space a full disk would
+        real = shutil.disk_usage
+
+        def small(path):
+            usage = real(path)
+            inside = str(Path(path).absolute()).startswith(str(folder))
+            return usage._replace(free=300_000) if inside else usage
+
+        monkeypatch.setattr(shutil, "disk_usage", small)
+    yield folder
+    if mounted:
+        subprocess.run(["umount", str(folder)], check=True)
+
+
+def test_hint_collect_on_a_full_disk_is_one_line_and_leaves_nothing(small_disk, capsys):
+    out = small_disk / "demos.hdf5"
+    # too many episodes for the disk: refused before collecting
+    with pytest.raises(SystemExit) as stop:  # argparse's error: usage, then one line
+        cli.main([QUAD, "--episodes", "30", "--out", str(out), "--quiet"])
+    assert stop.value.code == 2
+    err = capsys.readouterr().err
+    assert "would write about" in err and "MiB free" in err
+    # fits the estimate, not the disk: refused at the write, nothing left behind
+    with pytest.raises(SystemExit) as stop:
+        cli.main([QUAD, "--episodes", "9", "--out", str(out), "--quiet"])
+    assert stop.value.code == 1
+    err = capsys.readouterr().err
+    assert err.startswith(f"hint-collect: error: cannot write {out}: [Errno 28]")
+    assert err.count("\n") == 1 and "nothing written" in err
+    assert list(small_disk.iterdir()) == []
+
+
+def test_write_demonstrations_refuses_before_writing_when_the_disk_is_full(small_disk):
+    demos = [collect_one(QUAD, seed) for seed in range(10)]
+    with pytest.raises(OSError, match=r"MiB to write but .* MiB free") as error:
+        write_demonstrations(small_disk / "demos.hdf5", demos, QUAD)
+    assert error.value.errno == 28
+    assert list(small_disk.iterdir()) == []

@@ -266,6 +266,11 @@ def _train_main(args: argparse.Namespace) -> int:
     if args.out.exists() and not args.out.is_dir():
         print(f"hint-train: error: --out {args.out} is a file, not a directory", file=sys.stderr)
         return 2
+    # found now, not when the policy is saved at the end of the run
+    problem = check_output_file(args.out / "config.json", overwrite=True, option="--out")
+    if problem is not None:
+        print(f"hint-train: error: {problem}", file=sys.stderr)
+        return 2
     from hint_envs.data.minari_io import is_minari_source
 
     source = args.demo_file

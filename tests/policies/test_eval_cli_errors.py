@@ -28,3 +28,20 @@ def test_bad_arguments_are_one_line_before_any_work(tmp_path, capsys, monkeypatc
     err = capsys.readouterr().err
     assert err.startswith("hint-eval: error: ") and err.count("\n") == 1
     assert message.format(tmp=tmp_path) in err
+
+
+def test_hint_train_finds_an_unwritable_out_before_reading_the_data(tmp_path, capsys, monkeypatch):
+    from hint_envs.data import chunks
+
+    def no_read(*args, **kwargs):
+        raise AssertionError("the data was read before --out was checked")
+
+    monkeypatch.setattr(chunks.ChunkDataset, "__init__", no_read)
+    data = tmp_path / "demos.hdf5"
+    data.write_bytes(b"")
+    assert cli.main([str(data), "--out", "/proc/run"]) == 2
+    err = capsys.readouterr().err
+    assert (
+        err.startswith("hint-train: error: cannot write /proc/run/config.json")
+        and err.count("\n") == 1
+    )

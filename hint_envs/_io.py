@@ -39,6 +39,9 @@ from typing import Any
 __all__ = [
     "DatasetError",
     "OutputLockedError",
+    "ResourceError",
+    "available_memory",
+    "check_memory",
     "lock_is_held",
     "output_lock",
     "release_lock",
@@ -62,6 +65,37 @@ class DatasetError(ValueError):
 
 
 logger = logging.getLogger(__name__)
+
+
+class ResourceError(ValueError):
+    """A request the machine cannot hold (memory, disk), refused before any work."""
+
+
+def available_memory() -> int | None:
+    """Bytes of memory available to new allocations (``MemAvailable``), None if unknown."""
+    try:
+        with open("/proc/meminfo") as f:
+            for line in f:
+                if line.startswith("MemAvailable:"):
+                    return int(line.split()[1]) * 1024
+    except (OSError, ValueError, IndexError):
+        pass
+    return None
+
+
+def check_memory(nbytes: float, what: str, advice: str) -> None:
+    """Refuse ``what`` if its ``nbytes`` exceed the memory available here (estimate and
+    limit in the message, with ``advice``), before anything is allocated.
+
+    Raises:
+        ResourceError: it does not fit.
+    """
+    free = available_memory()
+    if free is not None and nbytes > free:
+        raise ResourceError(
+            f"{what} would need about {nbytes / 2**30:.1f} GiB of memory, more than the "
+            f"{free / 2**30:.1f} GiB available here; {advice}"
+        )
 
 
 class OutputLockedError(RuntimeError):

@@ -25,7 +25,7 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from hint_envs._cli import HelpFormatter, check_output_file, command_line_errors
-from hint_envs._io import atomic_write_bytes, output_lock
+from hint_envs._io import ResourceError, atomic_write_bytes, output_lock
 from hint_envs.core import NOISE_LAWS
 from policies.config import (
     DENOISERS,
@@ -321,6 +321,9 @@ def _train_main(args: argparse.Namespace) -> int:
             )
         except CheckpointMismatchError as error:
             print(f"hint-train: error: cannot resume: {error}", file=sys.stderr)
+            return 2
+        except ResourceError as error:
+            print(f"hint-train: error: {error}", file=sys.stderr)
             return 2
         except TrainingDivergedError as error:
             from policies.training import CHECKPOINTS, latest_checkpoints

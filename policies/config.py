@@ -11,6 +11,7 @@ through JSON with ``to_dict`` / ``from_dict``.
 from __future__ import annotations
 
 import math
+import os
 import re
 from dataclasses import asdict, dataclass, fields
 from typing import Any, TypeVar
@@ -65,6 +66,11 @@ def _finite(name: str, value: Any, low: float | None = None, high: float | None 
     if high is not None and value > high:
         raise ValueError(f"{name} must be <= {high}, got {value!r}")
     return float(value)
+
+
+#: Bounds on settings whose cost is paid before any check of the machine could run.
+MAX_DIFFUSION_STEPS = 10_000
+MAX_THREADS = 1024
 
 
 def _from_dict(cls: type[_C], data: dict[str, Any]) -> _C:
@@ -280,6 +286,11 @@ def _check_schedule(config: Any) -> None:
     if config.step_embed_dim % 2 or config.step_embed_dim < 4:
         raise ValueError(f"step_embed_dim must be even and >= 4, got {config.step_embed_dim}")
     _positive_int("diffusion_steps", config.diffusion_steps)
+    if config.diffusion_steps > MAX_DIFFUSION_STEPS:  # its schedule tables are built eagerly
+        raise ValueError(
+            f"diffusion_steps must be <= {MAX_DIFFUSION_STEPS}, got {config.diffusion_steps} "
+            "(Diffusion Policy and the HINT paper use 100)"
+        )
     if config.beta_schedule not in BETA_SCHEDULES:
         raise ValueError(
             f"unknown beta_schedule {config.beta_schedule!r}; choose one of {BETA_SCHEDULES}"
@@ -462,6 +473,11 @@ class TrainConfig:
                 raise ValueError(f"grad_clip must be > 0 or None, got {self.grad_clip!r}")
         if self.num_threads is not None:
             _positive_int("num_threads", self.num_threads)
+            if self.num_threads > MAX_THREADS:
+                raise ValueError(
+                    f"num_threads must be <= {MAX_THREADS} (this machine has "
+                    f"{os.cpu_count()} cores), got {self.num_threads}"
+                )
         if not isinstance(self.device, str) or not re.fullmatch(r"cpu|cuda(:\d+)?", self.device):
             raise ValueError(f"device must be 'cpu', 'cuda' or 'cuda:N', got {self.device!r}")
         if not isinstance(self.resample_noise, bool):

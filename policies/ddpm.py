@@ -32,6 +32,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+from hint_envs._io import check_memory
 from hint_envs.core import CompositeActionLayout
 from hint_envs.data.normalization import NormalizationStats
 from policies.base import ChunkPolicyBase
@@ -142,6 +143,14 @@ class DDPMChunkingPolicy(ChunkPolicyBase):
             env_kwargs=env_kwargs,
         )
         d_obs, controller_size = self.d_obs, self.controller_size
+        with torch.device("meta"):  # its size first, allocating nothing
+            probe = build_denoiser(config, controller_size, config.obs_horizon * d_obs)
+        self.denoiser_bytes = sum(p.numel() * p.element_size() for p in probe.parameters())
+        check_memory(
+            self.denoiser_bytes * (2 if config.ema else 1),
+            f"a denoiser of widths {config.widths} / down_dims {config.down_dims}",
+            "choose smaller widths (or down_dims)",
+        )
         self.denoiser = build_denoiser(config, controller_size, config.obs_horizon * d_obs)
         self.ema_denoiser: Denoiser | None = None
         if config.ema:

@@ -56,7 +56,13 @@ from torch import nn
 from tqdm.auto import tqdm
 
 import hint_envs
-from hint_envs._io import DatasetError, atomic_dir, atomic_write_json, remove_temporaries
+from hint_envs._io import (
+    DatasetError,
+    atomic_dir,
+    atomic_write_json,
+    check_memory,
+    remove_temporaries,
+)
 from hint_envs.core import CompositeActionLayout, EnvBounds
 from hint_envs.data.normalization import NormalizationStats
 from hint_envs.wrappers.replica_noise import add_replica_noise
@@ -283,6 +289,12 @@ class _Batches:
                 self.observations = None
                 self.n_total = self.num_windows
             else:
+                copies = config.n_aug if config.sigma > 0 else 1
+                check_memory(  # the raw noised copies (float64) and their normalised float32
+                    12 * copies * obs_raw.size,
+                    f"n_aug = {copies} noised copies of {len(obs_raw)} observation chunks",
+                    "lower n_aug, or draw fresh noise per batch (resample_noise)",
+                )
                 noised = noised_observations(
                     obs_raw, config.sigma, config.n_aug, self.scale, rng, config.noise_law
                 )
@@ -596,6 +608,12 @@ def fit(
                 layout=dataset.layout,
                 env_kwargs=env_kwargs,
             )
+        weights = sum(p.numel() * p.element_size() for p in policy.parameters())
+        check_memory(  # gradients and AdamW's two moments, beside the weights built above
+            3 * weights,
+            f"training {policy_class.__name__} ({weights / 2**20:.0f} MiB of weights)",
+            "choose a smaller model",
+        )
         policy.to(device)
         policy.set_training_mode(True)
         generator = torch.Generator(device=device).manual_seed(seed)

@@ -27,14 +27,10 @@ import numpy as np
 
 import hint_envs
 from hint_envs._cli import HelpFormatter, check_output_file, command_line_errors, interrupted
-from hint_envs._io import output_lock, remove_temporaries
+from hint_envs._io import available_memory, output_lock, remove_temporaries
 from hint_envs.data.hdf5 import write_demonstrations
 from hint_envs.experts import EXPERTS, demo
-from hint_envs.experts.collect import (
-    available_memory,
-    collect_demonstrations,
-    demonstration_bytes,
-)
+from hint_envs.experts.collect import collect_demonstrations, demonstration_bytes
 
 
 def _registered_ids() -> list[str]:

@@ -13,7 +13,6 @@ import json
 import logging
 from collections.abc import Iterator
 from concurrent.futures import Executor
-from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -117,17 +116,6 @@ def demonstration_bytes(env_id: str, env_kwargs: dict | None = None) -> int:
         env.close()
     per_step = 2 * d_obs + d_u + 3 + d_u + d_x + d_u * d_x  # obs, state, u, r/done, primitives
     return 8 * per_step * int(steps or 1000)
-
-
-def available_memory() -> int | None:
-    """Bytes of memory available to new allocations (``MemAvailable``), None if unknown."""
-    try:
-        for line in Path("/proc/meminfo").read_text().splitlines():
-            if line.startswith("MemAvailable:"):
-                return int(line.split()[1]) * 1024
-    except (OSError, ValueError, IndexError):
-        pass
-    return None
 
 
 def collect_demonstrations(

@@ -41,7 +41,6 @@ env. A file written before they were stored reads with ``DemoFile.bounds = None`
 
 from __future__ import annotations
 
-import io
 import json
 import logging
 import os
@@ -481,8 +480,8 @@ def write_demonstrations(
     # built in memory, then written in one go to a fresh hidden name beside the target and
     # renamed over it (atomic_write_bytes): HDF5 writing to a full disk can crash the
     # process, a plain write fails with ENOSPC, leaving nothing behind
-    image = io.BytesIO()
-    with h5py.File(image, "w", libver=LIBVER) as f:
+    # (HDF5's in-memory "core" driver lays the file out byte for byte as on disk)
+    with h5py.File(path.name, "w", driver="core", backing_store=False, libver=LIBVER) as f:
         _write_metadata(f, file_attrs, _RESERVED_FILE_ATTRS)
         data = f.create_group("data")
         _set_text(data, "env_args", env_args)
@@ -495,7 +494,9 @@ def write_demonstrations(
         for name, keys in (("train", train_keys), ("valid", valid_keys)):
             names = _names(keys).astype("S" + _width(keys))
             _create(mask, name, names, {})
-    write_file(path, image.getvalue())
+        f.flush()
+        image = f.id.get_file_image()
+    write_file(path, image)
     logger.info("wrote %d demonstrations (%d steps) to %s", len(demos), sum(map(len, demos)), path)
     return path
 

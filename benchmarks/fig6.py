@@ -355,10 +355,11 @@ def _plot(
             points = []
             if clean is not None and policy in ("hint", "ddpm_train_noise"):
                 points.append((0.0, clean))
+            nudge = 1.0 if policy in ("hint", "ddpm_train_noise") else 1.03  # beside, not on
             for sigma in sigmas:
                 s = arm_stat(groups.get((policy, sigma, law), []), metric)
                 if s is not None:
-                    points.append((sigma, s))
+                    points.append((sigma * nudge, s))
             if len(points) < (2 if policy in ("hint", "ddpm_train_noise") else 1):
                 continue
             ax.errorbar(
@@ -405,11 +406,9 @@ def write_page(args: Args) -> Path:
         env_id = records[0]["config"]["env_id"]
         metric = "max_reward" if "PushT" in env_id else "success"
         name = env_id.split("/")[-1].removesuffix("-v0").removeprefix("Robomimic")
-        lines += task_section(name, records, metric, img, f"fig6_{suite}")
+        lines += task_section(name, records, metric, img, suite)
         if metric == "max_reward":
-            lines += task_section(
-                f"{name} (success)", records, "success", img, f"fig6_{suite}_success"
-            )
+            lines += task_section(f"{name} (success)", records, "success", img, f"{suite}_success")
     atomic_write_bytes(out, "\n".join(lines).encode())
     return out
 

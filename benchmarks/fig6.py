@@ -160,7 +160,12 @@ def _finding(s: Stat | None) -> str:
 
 
 def task_section(
-    name: str, records: list[dict[str, Any]], metric: str, img: Path, stem: str
+    name: str,
+    records: list[dict[str, Any]],
+    metric: str,
+    img: Path,
+    stem: str,
+    wall_minutes: float | None = None,
 ) -> list[str]:
     """One task's figure, tables, protocol and compute, as Markdown lines."""
     groups: dict[tuple, list[dict[str, Any]]] = defaultdict(list)
@@ -286,10 +291,25 @@ def task_section(
     lines += [
         f"Compute: {train_min:.0f} min training ({len(_one_per_model(records))} models, "
         f"checkpoint evaluations included) and {eval_min:.0f} min final evaluation, one "
-        f"thread each, on {', '.join(sorted(cpu))}.",
+        f"thread each, on {', '.join(sorted(cpu))}"
+        + (f"; {wall_minutes:.0f} min of wall time on 2 workers." if wall_minutes else "."),
         "",
     ]
     return lines
+
+
+def wall_minutes(folder: Path) -> float | None:
+    """The leaderboard sessions' wall time in ``folder/sessions.jsonl`` (None: none logged)."""
+    path = folder / "sessions.jsonl"
+    if not path.exists():
+        return None
+    total = 0.0
+    for line in path.read_text().splitlines():
+        try:
+            total += float(json.loads(line)["wall_s"])
+        except (ValueError, KeyError, TypeError):
+            continue
+    return total / 60 or None
 
 
 def _one_per_model(records: list[dict[str, Any]]) -> list[dict[str, Any]]:
@@ -406,7 +426,8 @@ def write_page(args: Args) -> Path:
         env_id = records[0]["config"]["env_id"]
         metric = "max_reward" if "PushT" in env_id else "success"
         name = env_id.split("/")[-1].removesuffix("-v0").removeprefix("Robomimic")
-        lines += task_section(name, records, metric, img, suite)
+        wall = wall_minutes(REPO / args.results / suite)
+        lines += task_section(name, records, metric, img, suite, wall)
         if metric == "max_reward":
             lines += task_section(f"{name} (success)", records, "success", img, f"{suite}_success")
     atomic_write_bytes(out, "\n".join(lines).encode())

@@ -49,7 +49,7 @@ from leaderboard_lib.runs import (
 from leaderboard_lib.suite import SUITES_DIR, Job, SuiteError, expand, load_suite
 from tqdm import tqdm
 
-from hint_envs._cli import interrupted
+from hint_envs._cli import check_output_file, interrupted
 from hint_envs._io import release_lock, try_lock
 
 
@@ -133,6 +133,10 @@ def main() -> int:
                 )
     out_dir = Path(args.out or Path("runs") / "leaderboard" / suite.name)
     report_path = Path(args.report_to or suite.report or out_dir / "leaderboard.md")
+    if not args.report_only:  # an unwritable --out is found now, not after the first job
+        problem = check_output_file(out_dir / "records" / "x.json", overwrite=True, option="--out")
+        if problem is not None:
+            sys.exit(f"error: {problem}")
     jobs = expand(suite)
     remove_partial_files(out_dir)  # what a killed run may have left half-written
     total = sum(len(job.runs) for job in jobs)
@@ -163,7 +167,12 @@ def main() -> int:
     elsewhere: list[Job] = []
     try:
         if todo:
-            demo_files = prepare_demos([job.spec.demos for job in todo], out_dir, workers=workers)
+            try:
+                demo_files = prepare_demos(
+                    [job.spec.demos for job in todo], out_dir, workers=workers
+                )
+            except OSError as error:  # a full disk: nothing is left behind
+                sys.exit(f"error: cannot write demonstrations under {out_dir}: {error}")
             commit = git_commit()
             where = f"{args.backend} backend" + (
                 f", {workers} worker(s)"
@@ -209,7 +218,14 @@ def main() -> int:
                     continue
                 for run, record in zip(job.runs, outcome, strict=True):
                     record["provenance"] = provenance(suite.path, args.backend, commit)
-                    write_record(record_file(out_dir, run), record)
+                    try:
+                        write_record(record_file(out_dir, run), record)
+                    except OSError as error:  # a full disk: stop, keeping what is recorded
+                        bar.close()
+                        sys.exit(
+                            f"error: cannot write the record of {run.name} under {out_dir}: "
+                            f"{error}; the runs recorded so far are kept, rerun to resume"
+                        )
                     metric = next(b.metric for b in suite.envs if b.env_id == run.env_id)
                     value = record["metrics"].get(metric, {}).get("mean", float("nan"))
                     timing = record["timing"]

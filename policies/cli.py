@@ -325,6 +325,13 @@ def _train_main(args: argparse.Namespace) -> int:
         except ResourceError as error:
             print(f"hint-train: error: {error}", file=sys.stderr)
             return 2
+        except OSError as error:  # a disk that fills up while training: one line
+            from policies.training import CHECKPOINTS, latest_checkpoints
+
+            found = latest_checkpoints(args.out / CHECKPOINTS)
+            kept = f"; the last checkpoint is {found[0]}" if found else ""
+            print(f"hint-train: error: cannot write to {args.out}: {error}{kept}", file=sys.stderr)
+            return 1
         except TrainingDivergedError as error:
             from policies.training import CHECKPOINTS, latest_checkpoints
 
@@ -440,16 +447,20 @@ def eval_main(argv: Sequence[str] | None = None) -> int:
     sigma = config.sigma if args.sigma is None else args.sigma
     law = getattr(config, "noise_law", "gaussian") if args.noise is None else args.noise
     seeds = list(range(args.seed_start, args.seed_start + args.episodes))
-    result = evaluate_trained(
-        policy,
-        seeds,
-        sigma=sigma,
-        noise_law=law,
-        expert=False,
-        num_envs=min(args.num_envs, args.episodes),
-        workers=args.workers,
-        sample_seed=args.sample_seed,
-    )
+    try:  # settings the policy's env refuses (e.g. env_kwargs it does not know) fail here
+        result = evaluate_trained(
+            policy,
+            seeds,
+            sigma=sigma,
+            noise_law=law,
+            expert=False,
+            num_envs=min(args.num_envs, args.episodes),
+            workers=args.workers,
+            sample_seed=args.sample_seed,
+        )
+    except ValueError as error:
+        print(f"hint-eval: error: cannot evaluate {args.policy_dir}: {error}", file=sys.stderr)
+        return 2
     noise = f"σ = {sigma:g}" + (f" ({law})" if sigma > 0 else "")
     print(f"{policy.env_id} {policy.env_kwargs or ''}, seeds {seeds[0]}-{seeds[-1]}, {noise}")
     print(format_metrics(result.metrics))

@@ -69,3 +69,31 @@ def test_write_demonstrations_refuses_before_writing_when_the_disk_is_full(small
         write_demonstrations(small_disk / "demos.hdf5", demos, QUAD)
     assert error.value.errno == 28
     assert list(small_disk.iterdir()) == []
+
+
+def test_the_leaderboard_on_a_full_disk_is_one_line_and_leaves_nothing(
+    small_disk, monkeypatch, capsys
+):
+    import sys
+
+    repo = Path(__file__).resolve().parents[1]
+    monkeypatch.syspath_prepend(str(repo / "benchmarks"))
+    import leaderboard
+
+    # leave about 20 kB: less than the tiny suite's demonstrations need
+    free = shutil.disk_usage(small_disk).free
+    filler = small_disk / "filler"
+    filler.write_bytes(b"\0" * max(free - 20_000, 0))
+    real = shutil.disk_usage
+    monkeypatch.setattr(
+        shutil, "disk_usage", lambda path: real(path)._replace(free=min(real(path).free, 20_000))
+    )
+    out = small_disk / "lb"
+    argv = ["leaderboard.py", "--suite", "tiny", "--out", str(out), "--workers", "1"]
+    monkeypatch.setattr(sys, "argv", [*argv, "--report-to", str(small_disk / "r.md")])
+    with pytest.raises(SystemExit) as stop:
+        leaderboard.main()
+    message = str(stop.value.code)
+    assert message.startswith(f"error: cannot write demonstrations under {out}: [Errno 28]")
+    leftovers = [p for p in small_disk.rglob("*") if p.is_file() and p != filler]
+    assert leftovers == []

@@ -165,6 +165,15 @@ def _scalar_info(info: dict[str, Any]) -> dict[str, Any]:
     return out
 
 
+def make_env(env_id: str, env_kwargs: dict[str, Any] | None = None) -> gym.Env:
+    """``gym.make(env_id, **env_kwargs)``; keywords the environment does not take raise
+    ``ValueError`` naming them (not the constructor's ``TypeError``)."""
+    try:
+        return gym.make(env_id, **(env_kwargs or {}))
+    except TypeError as error:
+        raise ValueError(f"cannot make {env_id} with env_kwargs {env_kwargs}: {error}") from None
+
+
 def make_chunk_env(
     env_id: str,
     chunk_length: int,
@@ -197,7 +206,7 @@ def make_chunk_env(
         ``(obs_horizon, d_obs)``, actions ``(action_dim,)`` composite actions.
     """
     sigma = check_noise_level(sigma)
-    env = gym.make(env_id, **(env_kwargs or {}))
+    env = make_env(env_id, env_kwargs)
     env = PrimitiveControllerWrapper(
         env, chunk_length=chunk_length, obs_horizon=obs_horizon, gains=gains
     )
@@ -258,7 +267,7 @@ def initial_states_for_seeds(
         TypeError: the environment has no ``get_state()`` (not a control environment).
     """
     seeds = _check_seeds(seeds)
-    env = gym.make(env_id, **(env_kwargs or {}))
+    env = make_env(env_id, env_kwargs)
     try:
         get_state = getattr(env.unwrapped, "get_state", None)
         if get_state is None:
@@ -610,7 +619,7 @@ def rollout_expert(
     workers = check_workers(workers)
     expert_kwargs, env_kwargs = dict(expert_kwargs or {}), dict(env_kwargs or {})
     cached_expert(env_id, env_kwargs, expert_kwargs)  # bad settings fail here
-    env = gym.make(env_id, **env_kwargs)
+    env = make_env(env_id, env_kwargs)
     control_indices = get_control_indices(env)
     env.close()
     max_steps = gym.spec(env_id).max_episode_steps

@@ -45,3 +45,20 @@ def test_hint_train_finds_an_unwritable_out_before_reading_the_data(tmp_path, ca
         err.startswith("hint-train: error: cannot write /proc/run/config.json")
         and err.count("\n") == 1
     )
+
+
+def test_hint_eval_of_a_policy_with_an_unknown_env_kwarg_is_one_line(demos, tmp_path, capsys):
+    import json
+
+    from policy_testing import make_policy, tiny_config
+
+    from policies.serialization import save_policy
+
+    directory = save_policy(make_policy(demos, tiny_config()), tmp_path / "p")
+    config = json.loads((directory / "config.json").read_text())
+    config["env_kwargs"] = {"bogus": 1}
+    (directory / "config.json").write_text(json.dumps(config))
+    assert cli.eval_main([str(directory), "--episodes", "1", "--threads", "1"]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith(f"hint-eval: error: cannot evaluate {directory}: cannot make")
+    assert "bogus" in err and err.count("\n") == 1

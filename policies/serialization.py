@@ -56,7 +56,12 @@ from safetensors.torch import save as save_safetensors
 
 import hint_envs
 from hint_envs._io import atomic_write_bytes, atomic_write_json
-from hint_envs.core import CompositeActionLayout, check_file_env_id, check_policy_spaces
+from hint_envs.core import (
+    CompositeActionLayout,
+    check_file_env_id,
+    check_flag,
+    check_policy_spaces,
+)
 from hint_envs.data.normalization import NormalizationStats
 from policies.devices import check_device
 
@@ -119,6 +124,13 @@ def _box_from_dict(data: dict[str, Any]) -> gym.spaces.Box:
 
 def _state_dict(policy: Any) -> dict[str, torch.Tensor]:
     return {k: v.detach().cpu().contiguous().clone() for k, v in policy.state_dict().items()}
+
+
+def _count(value: Any) -> int:
+    """A JSON value that must be a non-negative integer (not a bool, a float or text)."""
+    if isinstance(value, bool) or not isinstance(value, int) or value < 0:
+        raise ValueError(f"expected an integer >= 0, got {value!r}")
+    return value
 
 
 def _not_finite(state: dict[str, torch.Tensor]) -> list[str]:
@@ -325,12 +337,15 @@ def load_policy(
         check_policy_spaces(env, observation_space, action_space)
     layout = None
     if layout_data is not None:
-        layout = CompositeActionLayout(
-            int(layout_data["d_u"]),
-            int(layout_data["d_x"]),
-            config.chunk_length,
-            bool(layout_data["gains"]),
-        )
+        try:
+            layout = CompositeActionLayout(
+                _count(layout_data["d_u"]),
+                _count(layout_data["d_x"]),
+                config.chunk_length,
+                check_flag("layout.gains", layout_data["gains"]),
+            )
+        except (KeyError, TypeError, ValueError) as error:
+            raise ValueError(f"{where}: layout is invalid ({error}); the file is corrupt") from None
     name = weights_info.get("file", WEIGHTS_FILE) if isinstance(weights_info, dict) else None
     if not isinstance(name, str) or name in ("", ".", "..") or Path(name).name != name:
         raise ValueError(
@@ -355,15 +370,21 @@ def load_policy(
     bad = _not_finite(state)
     if bad:
         raise ValueError(f"{weights_path} holds NaN or inf in {bad[:3]}: not a usable policy")
-    policy = policy_class(
-        observation_space,
-        action_space,
-        config,
-        stats,
-        env_id=env_id,
-        layout=layout,
-        env_kwargs=env_kwargs,
-    )
+    try:
+        policy = policy_class(
+            observation_space,
+            action_space,
+            config,
+            stats,
+            env_id=env_id,
+            layout=layout,
+            env_kwargs=env_kwargs,
+        )
+    except (TypeError, RuntimeError, IndexError) as error:  # ValueError passes as it is
+        raise ValueError(
+            f"{where} does not describe a policy that can be built ({type(error).__name__}: "
+            f"{error}); the file is corrupt or from an incompatible version"
+        ) from None
     expected = set(policy.state_dict())
     missing, unexpected = sorted(expected - set(state)), sorted(set(state) - expected)
     if missing or unexpected:

@@ -72,12 +72,19 @@ def test_a_second_hint_train_on_one_out_is_refused_at_once(tmp_path, live_pid, c
     assert err.count("\n") == 1 and not out.exists()
 
 
-def test_a_second_hint_collect_on_one_file_is_refused_before_collecting(tmp_path, live_pid, capsys):
+def test_a_second_hint_collect_on_one_file_is_refused_before_collecting(
+    tmp_path, live_pid, capsys, monkeypatch
+):
     from hint_envs.experts import cli
 
     out = tmp_path / "demos.hdf5"
     _hold(out, live_pid, "hint-collect")
-    argv = ["hint_envs/PlanarQuadrotor-v0", "--episodes", "1000000", "--out", str(out)]
+    argv = ["hint_envs/PlanarQuadrotor-v0", "--episodes", "5", "--out", str(out)]
+
+    def no_collection(*args, **kwargs):
+        raise AssertionError("the refused run collected")
+
+    monkeypatch.setattr(cli, "collect_demonstrations", no_collection)
     assert cli.main(argv) == 2
     err = capsys.readouterr().err
     assert "is being written by hint-collect" in err and err.count("\n") == 1

@@ -150,6 +150,19 @@ def best_of_checkpoints(record: dict[str, Any], metric: str, k: int = 3) -> list
     return [*scores, final[metric]["mean"]]
 
 
+def _unpaired(first: Stat | None, second: Stat | None) -> Stat | None:
+    """``first − second`` of two independent means: the errors add in quadrature."""
+    if first is None or second is None:
+        return None
+    return Stat(
+        first.mean - second.mean,
+        float(np.hypot(first.se_cells, second.se_cells)),
+        float(np.hypot(first.se_seeds, second.se_seeds)),
+        min(first.n_seeds, second.n_seeds),
+        first.n_cells + second.n_cells,
+    )
+
+
 # ----------------------------------------------------------------------------- page
 def _finding(s: Stat | None) -> str:
     if s is None:
@@ -195,12 +208,13 @@ def task_section(
         lines += [f"![Fig. 6 on {name}, per noise law](img/{figure.name})", ""]
 
     lines += [
-        f"| noise law | σ | {' | '.join(ARMS.values())} | replica − train-only | finding |",
-        "|---|---|" + "---|" * (len(ARMS) + 2),
+        f"| noise law | σ | {' | '.join(ARMS.values())} | replica − train-only | finding "
+        "| replica − no noise | finding |",
+        "|---|---|" + "---|" * (len(ARMS) + 4),
     ]
     if clean_stat is not None:
         cells_text = " | ".join([clean_stat.text()] + ["–"] * (len(ARMS) - 1))
-        lines.append(f"| none | 0 | {cells_text} | – | – |")
+        lines.append(f"| none | 0 | {cells_text} | – | – | – | – |")
     for law in laws:
         for sigma in sigmas:
             arms = {p: arm_stat(groups.get((p, sigma, law), []), metric) for p in ARMS}
@@ -212,9 +226,11 @@ def task_section(
                 metric,
             )
             row = [s.text() if s is not None else "–" for s in arms.values()]
+            cost = _unpaired(arms["hint"], clean_stat)  # other models: not paired
             lines.append(
                 f"| {law} | {sigma:g} | {' | '.join(row)} | "
-                f"{diff.text() if diff else '–'} | {_finding(diff)} |"
+                f"{diff.text() if diff else '–'} | {_finding(diff)} | "
+                f"{cost.text() if cost else '–'} | {_finding(cost)} |"
             )
     lines += [""]
 

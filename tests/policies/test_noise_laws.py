@@ -95,7 +95,7 @@ def test_hint_train_noise_uniform_then_hint_eval_draws_uniform_noise(
 def test_the_checkpoint_hook_sees_every_checkpoint_and_changes_nothing(demos):
     config = tiny_config(sigma=0.1)
     data = make_dataset(demos, config)
-    settings = TrainConfig(**{**FAST.to_dict(), "checkpoint_every": 5})
+    settings = TrainConfig(**{**FAST.to_dict(), "checkpoint_every": 5, "resample_noise": True})
     steps = []
 
     def hook(step, policy):

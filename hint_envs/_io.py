@@ -138,6 +138,8 @@ def try_lock(target: str | os.PathLike, what: str = "") -> Path | None:
             fd = os.open(path, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o644)
         except FileExistsError:
             holder = _holder(path)
+            if not holder and _age(path) < LOCK_WRITE_GRACE_S:
+                return None  # being taken this instant: its holder is still writing it
             if holder.get("host") not in (None, mine["host"]):
                 raise OutputLockedError(
                     f"{target} is locked by process {holder.get('pid')} on host "
@@ -157,6 +159,17 @@ def try_lock(target: str | os.PathLike, what: str = "") -> Path | None:
             json.dump(mine, f)
         return path
     return None
+
+
+#: A lock file younger than this whose content cannot be read is being written, not stale.
+LOCK_WRITE_GRACE_S = 5.0
+
+
+def _age(path: Path) -> float:
+    try:
+        return time.time() - path.stat().st_mtime
+    except OSError:
+        return float("inf")
 
 
 def _holder(path: Path) -> dict[str, Any]:

@@ -312,7 +312,7 @@ def run_job(
             for run in job.runs:
                 key = _evaluation_key(run)
                 if key not in scores:
-                    result = _evaluate(policy, trained_like, run, settings, run.sample_seed, False)
+                    result = _evaluate(policy, run, settings, run.sample_seed, False)
                     scores[key] = _summary_metrics(result.records)
                 checkpoints[run.name].append({"step": step, "metrics": scores[key]})
             logger.info("checkpoint %d of %s evaluated", step, job.name)
@@ -324,8 +324,6 @@ def run_job(
             f.write(demos)
         demos = tmp_file = Path(tmp_name)
     try:
-        if on_checkpoint is not None:  # the chunking and noise scale a checkpoint runs with
-            trained_like = _chunk_settings(demos, spec.num_demos, config)
         start = time.perf_counter()
         board_dir = None
         if tensorboard is not None:
@@ -362,7 +360,7 @@ def run_job(
         if key not in evaluated:  # identical evaluations are done once
             start = time.perf_counter()
             evaluated[key] = (
-                _evaluate_sampler_seeds(trained.policy, trained, run, settings, progress),
+                _evaluate_sampler_seeds(trained, run, settings, progress),
                 time.perf_counter() - start,
             )
         result_dict, eval_s = evaluated[key]
@@ -407,45 +405,23 @@ def _evaluation_key(run: RunSpec) -> tuple:
     return (run.test_sigma, law, run.test_shift)
 
 
-def _chunk_settings(demos: str | Path, num_demos: int, config: Any) -> TrainedPolicy:
-    """The chunk-level settings of a policy trained on ``demos`` with ``config`` (without
-    training it): what evaluating a checkpoint needs."""
-    from hint_envs.data import ChunkDataset
-
-    dataset = ChunkDataset(
-        demos, config.obs_horizon, config.horizon, gains=config.gains, num_demos=num_demos
-    )
-    return TrainedPolicy(
-        policy=None,
-        chunk_length=config.chunk_length,
-        obs_horizon=config.obs_horizon,
-        gains=config.gains,
-        noise_scale=np.asarray(dataset.stats.obs.noise_scale, dtype=float),
-        example_obs=np.empty((0,)),
-        train_info={},
-    )
-
-
 def _evaluate(
-    policy: Any,
-    trained: TrainedPolicy,
-    run: RunSpec,
-    settings: EvalSettings,
-    sample_seed: int,
-    progress: bool,
+    policy: Any, run: RunSpec, settings: EvalSettings, sample_seed: int, progress: bool
 ) -> Any:
-    """One :func:`hint_envs.evaluation.evaluate` of ``policy`` as ``run`` says."""
+    """One :func:`hint_envs.evaluation.evaluate` of ``policy`` (its chunking and noise
+    scale from itself) as ``run`` says."""
     from hint_envs.evaluation import DEFAULT_EPS, evaluate
 
+    config = policy.config
     return evaluate(
         policy,
         run.env_id,
         seeds=settings.seeds,
-        chunk_length=trained.chunk_length,
-        obs_horizon=trained.obs_horizon,
-        gains=trained.gains,
+        chunk_length=config.chunk_length,
+        obs_horizon=config.obs_horizon,
+        gains=config.gains,
         sigma=run.test_sigma,
-        noise_scale=trained.noise_scale,
+        noise_scale=np.asarray(policy.noise_scale, dtype=float),
         noise_law=run.noise_law,
         obs_shift=run.test_shift,
         rollouts_per_state=settings.rollouts_per_state,
@@ -470,14 +446,14 @@ def _summary_metrics(records: list[Any]) -> dict[str, Any]:
 
 
 def _evaluate_sampler_seeds(
-    policy: Any, trained: TrainedPolicy, run: RunSpec, settings: EvalSettings, progress: bool
+    trained: TrainedPolicy, run: RunSpec, settings: EvalSettings, progress: bool
 ) -> dict[str, Any]:
     """Evaluate ``run`` once per sampler seed; the first evaluation's dict with the
     episodes of every seed (each tagged with its ``sample_seed`` and ``max_reward``), and,
     with more than one seed, the pooled success / return / max reward in ``metrics`` and
     each seed's in ``by_sample_seed``."""
     results = [
-        _evaluate(policy, trained, run, settings, seed, progress)
+        _evaluate(trained.policy, run, settings, seed, progress)
         for seed in sample_seeds(run, settings)
     ]
     out = results[0].to_dict()

@@ -477,10 +477,9 @@ def write_demonstrations(
     d_x = None if first.primitives is None else first.primitives.x_bar.shape[-1]
     _check_bounds(bounds, int(np.shape(first.actions)[-1]), d_obs, d_x, f"{env_id} at {path}")
 
-    # built in memory, then written in one go to a fresh hidden name beside the target and
-    # renamed over it (atomic_write_bytes): HDF5 writing to a full disk can crash the
-    # process, a plain write fails with ENOSPC, leaving nothing behind
-    # (HDF5's in-memory "core" driver lays the file out byte for byte as on disk)
+    # built in memory (HDF5's "core" driver lays it out byte for byte as on disk), then
+    # written in one go, atomically (write_file): HDF5 writing to a full disk can crash the
+    # process, while a plain write fails with ENOSPC and leaves nothing behind
     with h5py.File(path.name, "w", driver="core", backing_store=False, libver=LIBVER) as f:
         _write_metadata(f, file_attrs, _RESERVED_FILE_ATTRS)
         data = f.create_group("data")
@@ -595,9 +594,12 @@ def _fail(path: Path, message: str) -> DatasetError:
 
 
 def _read(f: h5py.File, path: Path) -> DemoFile:
-    if f.get("data", getlink=True) is None or not isinstance(_member(f, "data", path), h5py.Group):
+    try:
+        data = _member(f, "data", path)
+    except KeyError:
+        data = None
+    if not isinstance(data, h5py.Group):
         raise _fail(path, "no 'data' group (robomimic layout: data/demo_i/...)")
-    data = f["data"]
     if "env_args" not in data.attrs:
         raise _fail(path, "'data' has no 'env_args' attribute")
     try:

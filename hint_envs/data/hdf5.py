@@ -656,6 +656,7 @@ def _read(f: h5py.File, path: Path) -> DemoFile:
             _check_bounds(bounds, first.actions.shape[-1], first.observations.shape[-1], d_x, what)
         except ValueError as err:
             raise _fail(path, str(err)) from err
+        _check_actions_in_bounds(demos, bounds, path)
 
     if "mask" in f and "train" in f["mask"] and "valid" in f["mask"]:
         train_keys = [k.decode("utf-8") for k in _member(f, "mask/train", path)[()]]
@@ -677,6 +678,23 @@ def _read(f: h5py.File, path: Path) -> DemoFile:
         path=path.resolve(),
         bounds=bounds,
     )
+
+
+def _check_actions_in_bounds(demos: list[Demonstration], bounds: EnvBounds, path: Path) -> None:
+    """Every recorded input lies in the stored action bounds (experts' inputs are the
+    env's, clipped to its action space), so bounds that do not describe the data — e.g.
+    edited to ``[0, 1e-9]``, which would become the policy's action bound — are refused."""
+    low, high = np.asarray(bounds.action_low), np.asarray(bounds.action_high)
+    slack = 1e-6 * np.maximum(1.0, np.abs(high - low))
+    for index, demo in enumerate(demos):
+        outside = (demo.actions < low - slack) | (demo.actions > high + slack)
+        if np.any(outside):
+            t, i = map(int, np.argwhere(outside)[0])
+            raise DatasetError(
+                f"{path}: demo_{index} input {i} at step {t} is {demo.actions[t, i]:.6g}, "
+                f"outside the stored action bounds [{low[i]:.6g}, {high[i]:.6g}]; the bounds "
+                "attributes do not describe this data: the file was edited or is corrupt"
+            )
 
 
 def _member(group: h5py.Group, key: str, path: Path) -> Any:

@@ -109,3 +109,13 @@ def test_a_demo_file_reaching_outside_itself_is_refused(demos, tmp_path):
         f["data/demo_1/dones"] = h5py.ExternalLink(str(external), "dones")
     with pytest.raises(DatasetError, match=r"dones' is a link \(ExternalLink\)"):
         read_demonstrations(path)
+
+
+def test_bounds_that_do_not_describe_the_data_are_refused(demos, tmp_path):
+    path = write_demonstrations(tmp_path / "demos.hdf5", demos, ENV_ID)
+    with h5py.File(path, "a") as f:
+        low = np.zeros_like(f["data"].attrs["action_space_low"])
+        f["data"].attrs["action_space_low"] = low
+        f["data"].attrs["action_space_high"] = low + 1e-9
+    with pytest.raises(DatasetError, match="outside the stored action bounds"):
+        read_demonstrations(path)

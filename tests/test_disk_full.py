@@ -97,3 +97,54 @@ def test_the_leaderboard_on_a_full_disk_is_one_line_and_leaves_nothing(
     assert message.startswith(f"error: cannot write demonstrations under {out}: [Errno 28]")
     leftovers = [p for p in small_disk.rglob("*") if p.is_file() and p != filler]
     assert leftovers == []
+
+
+def test_hint_demo_on_a_full_disk_leaves_no_picture(small_disk, monkeypatch, capsys):
+    from hint_envs.experts.cli import demo_main
+
+    free = shutil.disk_usage(small_disk).free
+    (small_disk / "filler").write_bytes(b"\0" * max(free - 20_000, 0))
+    real = shutil.disk_usage
+    monkeypatch.setattr(
+        shutil, "disk_usage", lambda path: real(path)._replace(free=min(real(path).free, 20_000))
+    )
+    out = small_disk / "demo.png"
+    with pytest.raises(SystemExit) as stop:
+        demo_main(["--episodes", "2", "--out", str(out)])
+    assert stop.value.code == 1
+    err = capsys.readouterr().err
+    assert f"\nhint-demo: error: cannot write {out}: [Errno 28]" in err  # after the progress bar
+    assert "Traceback" not in err
+    assert sorted(p.name for p in small_disk.iterdir()) == ["filler"]
+
+
+def test_hint_minari_on_a_full_disk_is_one_line_and_leaves_no_dataset(
+    small_disk, monkeypatch, capsys, tmp_path
+):
+    pytest.importorskip("minari")
+    from hint_envs.data import cli as data_cli
+
+    demos = [collect_one(QUAD, seed) for seed in range(20)]
+    source = write_demonstrations(tmp_path / "demos.hdf5", demos, QUAD)
+    monkeypatch.setenv("MINARI_DATASETS_PATH", str(small_disk / "minari"))
+    with pytest.raises(SystemExit) as stop:
+        data_cli.main([str(source), "hint/quadrotor-v0"])
+    assert stop.value.code == 2
+    err = capsys.readouterr().err
+    assert err.startswith("hint-minari: error: the Minari dataset 'hint/quadrotor-v0' needs about")
+    assert [p for p in small_disk.rglob("*") if p.is_file()] == []
+
+
+def test_hint_train_on_a_disk_that_fills_up_is_one_line(small_disk, monkeypatch, capsys, tmp_path):
+    from policies import cli as train_cli
+
+    demos = [collect_one(QUAD, seed) for seed in range(2)]
+    source = write_demonstrations(tmp_path / "demos.hdf5", demos, QUAD)
+    out = small_disk / "run"
+    argv = [str(source), "--out", str(out), "--steps", "4", "--widths", "512,512", "--no-progress"]
+    assert train_cli.main([*argv, "--batch-size", "8", "--threads", "1"]) == 1
+    err = capsys.readouterr().err
+    assert err.startswith(f"hint-train: error: cannot write to {out}: [Errno 28]")
+    assert err.count("\n") == 1
+    assert not (out / "config.json").exists()
+    assert not [p for p in small_disk.rglob("*") if p.is_file() and ".tmp" in p.name]

@@ -63,7 +63,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             dataset = write_minari(
                 args.file, args.dataset_id, description=args.description, overwrite=args.overwrite
             )
-    except (ImportError, FileExistsError, ValueError, DatasetError) as err:
+    except (ImportError, FileExistsError, ValueError, DatasetError, OSError) as err:
         parser.exit(2, f"hint-minari: error: {err}\n")
     print(f"written: Minari dataset {args.dataset_id} under {root}")
     print(f"episodes: {dataset.total_episodes} ({dataset.total_steps} steps)")

@@ -39,6 +39,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import warnings
 from pathlib import Path
 from typing import Any
@@ -46,6 +47,7 @@ from typing import Any
 import gymnasium as gym
 import numpy as np
 
+from hint_envs._io import ResourceError
 from hint_envs.core import Demonstration, EnvBounds, Primitives, check_file_env_id
 from hint_envs.data.hdf5 import (
     BOUNDS_ATTRS,
@@ -162,6 +164,21 @@ def write_minari(
         "attrs": demo_file.attrs,
         "source": None if demo_file.path is None else str(demo_file.path),
     }
+    root = Path(os.environ.get("MINARI_DATASETS_PATH", "~/.minari/datasets")).expanduser()
+    need = 2 * sum(  # Minari's files hold every array once, plus its own bookkeeping
+        demo.observations.nbytes + demo.actions.nbytes + demo.states.nbytes
+        + demo.primitives.K.nbytes + demo.primitives.x_bar.nbytes + demo.primitives.u_bar.nbytes
+        for demo in demo_file.demos
+    )  # fmt: skip
+    folder = root
+    while not folder.exists():
+        folder = folder.parent
+    free = shutil.disk_usage(folder).free
+    if need > free:  # h5py can crash the process on a full disk: refuse before writing
+        raise ResourceError(
+            f"the Minari dataset {dataset_id!r} needs about {need / 2**20:.1f} MiB but the "
+            f"disk of {root} has {free / 2**20:.1f} MiB free"
+        )
     env = gym.make(demo_file.env_id, **demo_file.env_kwargs)
     bounds = demo_file.bounds if demo_file.bounds is not None else EnvBounds.from_env(env)
     extra["bounds"] = {name: getattr(bounds, name) for name in BOUNDS_ATTRS}
@@ -177,9 +194,13 @@ def write_minari(
                 description=description
                 or f"{demo_file.env_id} demonstrations from {demo_file.path or 'hint_envs'}",
             )
+        dataset.storage.update_metadata({METADATA_KEY: json.dumps(_to_jsonable(extra))})
+    except BaseException:  # no incomplete dataset is left under the id
+        if dataset_id in minari.list_local_datasets():
+            minari.delete_dataset(dataset_id)
+        raise
     finally:
         env.close()
-    dataset.storage.update_metadata({METADATA_KEY: json.dumps(_to_jsonable(extra))})
     return dataset
 
 

@@ -278,7 +278,10 @@ def demo_main(argv: Sequence[str] | None = None) -> int:
         print(f"demonstrations written to {path}")
     env = gym.make(demo.ENV_ID)
     offset = np.array([args.offset, args.offset, args.pitch_offset, 0.0, 0.0, 0.0])
-    errors = demo.draw(demos, env, args.out, offset)
+    try:
+        errors = demo.draw(demos, env, args.out, offset)
+    except OSError as err:  # a full disk: the picture is written whole or not at all
+        parser.exit(1, f"hint-demo: error: cannot write {args.out}: {err}; nothing written\n")
     print(
         f"final position error from perturbed starts: open loop {errors['open_loop']:.3f} m, "
         f"closed loop with synthesised gains {errors['closed_loop']:.3f} m"

@@ -15,6 +15,7 @@ calls :func:`draw`; run ``hint-demo --help`` for the options.
 
 from __future__ import annotations
 
+import io
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -22,6 +23,7 @@ import gymnasium as gym
 import numpy as np
 
 import hint_envs  # noqa: F401  (registers the environments)
+from hint_envs._io import write_file
 from hint_envs.core import Demonstration, Primitives
 
 ENV_ID = "hint_envs/PlanarQuadrotor-v0"
@@ -124,7 +126,8 @@ def draw(
     ax.set_title("synthesised TVLQR gains along the demonstration")
     ax.legend()
     fig.tight_layout()
-    out.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(out, dpi=90)
+    image = io.BytesIO()  # drawn in memory, written in one go: never a half-written PNG
+    fig.savefig(image, dpi=90, format="png")
     plt.close(fig)
+    write_file(out, image.getvalue())
     return {key: float(np.mean(value)) for key, value in errors.items()}

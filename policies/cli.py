@@ -307,6 +307,10 @@ def _train_main(args: argparse.Namespace) -> int:
             print(f"hint-train: error: cannot read {args.demo_file}: {error}", file=sys.stderr)
             return 2
         print(f"{dataset}")
+        problem = _data_fits_its_env(dataset)
+        if problem is not None:
+            print(f"hint-train: error: {problem}", file=sys.stderr)
+            return 2
         start = time.perf_counter()
         try:
             policy = train(
@@ -344,6 +348,38 @@ def _train_main(args: argparse.Namespace) -> int:
             f"{policy.train_history[-1]['loss']:.4f}; saved to {args.out}"
         )
         return 0
+
+
+def _data_fits_its_env(dataset) -> str | None:
+    """Why the demonstrations cannot be the environment they name (None if they can): made
+    once here, when its simulator is installed, so data labelled with another env's id
+    stops now rather than at evaluation. (The library's ``train`` never makes the env: it
+    also runs where the simulator is not installed.)"""
+    import gymnasium as gym
+
+    from hint_envs.core import EnvBounds
+
+    if dataset.env_id is None:
+        return None
+    try:
+        env = gym.make(dataset.env_id, **dict(dataset.env_kwargs or {}))
+    except gym.error.DependencyNotInstalled:
+        return None  # nothing to compare with here
+    except (TypeError, ValueError, gym.error.Error) as error:
+        kwargs = dataset.env_kwargs
+        return f"the data names {dataset.env_id} with {kwargs}, which cannot be made: {error}"
+    try:
+        real = EnvBounds.from_env(env)
+    finally:
+        env.close()
+    ours = dataset.bounds
+    if ours is not None and (ours.d_obs, ours.d_u, ours.d_x) != (real.d_obs, real.d_u, real.d_x):
+        return (
+            f"the data is labelled {dataset.env_id} but does not fit it: (d_obs, d_u, d_x) = "
+            f"{(ours.d_obs, ours.d_u, ours.d_x)} in the file, {(real.d_obs, real.d_u, real.d_x)} "
+            "in the environment"
+        )
+    return None
 
 
 def build_eval_parser() -> argparse.ArgumentParser:

@@ -119,3 +119,17 @@ def test_bounds_that_do_not_describe_the_data_are_refused(demos, tmp_path):
         f["data"].attrs["action_space_high"] = low + 1e-9
     with pytest.raises(DatasetError, match="outside the stored action bounds"):
         read_demonstrations(path)
+
+
+def test_hint_train_refuses_data_labelled_with_another_env(demos, tmp_path, capsys):
+    from policies import cli
+
+    path = write_demonstrations(tmp_path / "demos.hdf5", demos, ENV_ID)
+    with h5py.File(path, "a") as f:
+        env_args = json.loads(f["data"].attrs["env_args"])
+        env_args["env_name"] = "hint_envs/Bifurcation-v0"  # quadrotor data, another label
+        f["data"].attrs["env_args"] = json.dumps(env_args)
+    assert cli.main([str(path), "--out", str(tmp_path / "run"), "--steps", "2"]) == 2
+    err = capsys.readouterr().err
+    assert "labelled hint_envs/Bifurcation-v0 but does not fit it" in err
+    assert not (tmp_path / "run" / "config.json").exists()

@@ -16,6 +16,7 @@ import re
 from dataclasses import asdict, dataclass, fields
 from typing import Any, TypeVar
 
+from hint_envs._io import check_memory
 from hint_envs.core import check_flag, check_noise_law, check_noise_level
 
 __all__ = [
@@ -184,6 +185,7 @@ class DDPMPolicyConfig:
             raise ValueError(f"unknown scheduler {self.scheduler!r}; choose one of {SCHEDULERS}")
         self.widths = _int_tuple("widths", self.widths)
         self.down_dims = _int_tuple("down_dims", self.down_dims)
+        _check_network_size(self)
         _positive_int("kernel_size", self.kernel_size)
         if self.kernel_size % 2 == 0:
             raise ValueError(
@@ -263,6 +265,23 @@ class DDPMPolicyConfig:
         if isinstance(data, dict):
             data = {"prediction_type": "epsilon", **data}
         return _from_dict(cls, data)
+
+
+def _check_network_size(config: Any) -> None:
+    """Refuse a denoiser whose hidden layers alone (a lower bound on its size, known before
+    the data is read) cannot fit in memory with their EMA copy; the exact size is checked
+    again when the model is built (:class:`policies.ddpm.DDPMChunkingPolicy`)."""
+    if config.denoiser == "mlp":
+        widths = config.widths
+        weights = sum(a * b for a, b in zip(widths[:-1], widths[1:], strict=True))
+    else:
+        dims = config.down_dims
+        weights = sum(config.kernel_size * d * d for d in dims)
+    check_memory(
+        2 * 4 * weights,
+        f"a denoiser of widths {config.widths} / down_dims {config.down_dims}",
+        "choose smaller widths (or down_dims)",
+    )
 
 
 def _check_chunking(config: Any) -> None:

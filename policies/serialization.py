@@ -55,7 +55,7 @@ from safetensors.torch import load as load_safetensors
 from safetensors.torch import save as save_safetensors
 
 import hint_envs
-from hint_envs._io import atomic_write_bytes, atomic_write_json
+from hint_envs._io import ResourceError, atomic_write_bytes, atomic_write_json
 from hint_envs.core import (
     CompositeActionLayout,
     check_file_env_id,
@@ -321,6 +321,8 @@ def load_policy(
         action_space = _box_from_dict(data["action_space"])
         weights_info = data["weights"]
         layout_data = data.get("layout")
+    except ResourceError:
+        raise  # its own message: the estimate and the limit
     except (KeyError, TypeError, ValueError) as error:
         raise ValueError(
             f"{directory / CONFIG_FILE} is incomplete or invalid ({type(error).__name__}: "

@@ -72,6 +72,7 @@ def _finite(name: str, value: Any, low: float | None = None, high: float | None 
 #: Bounds on settings whose cost is paid before any check of the machine could run.
 MAX_DIFFUSION_STEPS = 10_000
 MAX_THREADS = 1024
+MAX_N_AUG = 10_000
 
 
 def _from_dict(cls: type[_C], data: dict[str, Any]) -> _C:
@@ -288,6 +289,11 @@ def _check_chunking(config: Any) -> None:
     """The horizon, noising and ``gains`` checks every policy configuration shares."""
     for name in ("obs_horizon", "horizon", "chunk_length", "n_aug"):
         _positive_int(name, getattr(config, name))
+    if config.n_aug > MAX_N_AUG:
+        raise ValueError(
+            f"n_aug must be <= {MAX_N_AUG} (noised copies of every sample, held in memory; "
+            f"use TrainConfig.resample_noise for fresh noise every batch), got {config.n_aug}"
+        )
     if config.chunk_length > config.horizon:
         raise ValueError(
             f"chunk_length (executed controllers, {config.chunk_length}) must be <= horizon "

@@ -290,8 +290,8 @@ class _Batches:
                 self.n_total = self.num_windows
             else:
                 copies = config.n_aug if config.sigma > 0 else 1
-                check_memory(  # the raw noised copies (float64) and their normalised float32
-                    12 * copies * obs_raw.size,
+                check_memory(  # the noise, the noised copies and their temporaries (float64),
+                    40 * copies * obs_raw.size,  # then the normalised copy: ~40 B per entry
                     f"n_aug = {copies} noised copies of {len(obs_raw)} observation chunks",
                     "lower n_aug, or draw fresh noise per batch (resample_noise)",
                 )

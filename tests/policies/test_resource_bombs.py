@@ -39,7 +39,8 @@ def test_a_policy_config_bomb_is_refused_before_allocating(
     ("extra", "message"),
     [
         (["--widths", "100000,100000"], "would need about"),
-        (["--sigma", "0.1", "--n-aug", "10000000"], "n_aug = 10000000 noised copies"),
+        (["--sigma", "0.1", "--n-aug", "10000000"], "n_aug must be <= 10000"),
+        (["--sigma", "0.1", "--n-aug", "10000"], "n_aug = 10000 noised copies"),
         (["--threads", "100000"], "num_threads must be <= 1024"),
     ],
 )

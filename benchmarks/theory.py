@@ -711,7 +711,14 @@ def write_report(results: dict[str, Any], args: Args, out: Path) -> None:
             )
             for name, t in results.get("seconds", {}).items()
         )
-        + ".",
+        + "."
+        + (  # a resumed section's wall time is the report's, not its runs'
+            f" The bifurcation's {len(results['bifurcation'])} training runs took "
+            f"{sum(r['seconds'] for r in results['bifurcation']) / 60:.0f} min of one core "
+            "in all (their records are resumed from --work)."
+            if results.get("bifurcation")
+            else ""
+        ),
         "",
     ]
     scalar, unstable = results.get("scalar"), results.get("unstable")
@@ -838,8 +845,9 @@ def write_report(results: dict[str, Any], args: Args, out: Path) -> None:
             "*ΔP(left)*: the difference of P(first chunk goes left) between the starts "
             f"y₀ = ±{MODE_GRID_HALF_WIDTH:g} ({MODE_SAMPLES} samples each, standard error about "
             f"{np.sqrt(0.5 / MODE_SAMPLES):.2f}), a lower bound on the policy's TV between them; "
-            "*its TV bound*: |y − y′| / (2σ · noise scale of y), capped at 1. The lower panels "
-            "of the figure show P(left) over the whole grid.",
+            "*its TV bound*: |y − y′| / (2σ · noise scale of y) for Gaussian noise, "
+            "|y − y′| / (σ · noise scale of y) for uniform noise, capped at 1. The lower "
+            "panels of the figure show P(left) over the whole grid.",
             "",
         ]
     lines += [f"<!-- written by benchmarks/theory.py; numbers in {stem}.json -->", ""]

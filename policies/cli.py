@@ -330,24 +330,25 @@ def _train_main(args: argparse.Namespace) -> int:
             print(f"hint-train: error: {error}", file=sys.stderr)
             return 2
         except OSError as error:  # a disk that fills up while training: one line
-            from policies.training import CHECKPOINTS, latest_checkpoints
-
-            found = latest_checkpoints(args.out / CHECKPOINTS)
-            kept = f"; the last checkpoint is {found[0]}" if found else ""
+            kept = _last_checkpoint(args.out)
             print(f"hint-train: error: cannot write to {args.out}: {error}{kept}", file=sys.stderr)
             return 1
         except TrainingDivergedError as error:
-            from policies.training import CHECKPOINTS, latest_checkpoints
-
-            found = latest_checkpoints(args.out / CHECKPOINTS)
-            kept = f"; the last checkpoint is {found[0]}" if found else ""
-            print(f"hint-train: error: {error}{kept}", file=sys.stderr)
+            print(f"hint-train: error: {error}{_last_checkpoint(args.out)}", file=sys.stderr)
             return 1
         print(
             f"trained in {time.perf_counter() - start:.1f} s, final loss "
             f"{policy.train_history[-1]['loss']:.4f}; saved to {args.out}"
         )
         return 0
+
+
+def _last_checkpoint(out: Path) -> str:
+    """``"; the last checkpoint is <path>"`` for the end of an error line ("" if none)."""
+    from policies.training import CHECKPOINTS, latest_checkpoints
+
+    found = latest_checkpoints(out / CHECKPOINTS)
+    return f"; the last checkpoint is {found[0]}" if found else ""
 
 
 def _data_fits_its_env(dataset) -> str | None:

@@ -167,7 +167,7 @@ class ReplicaNoiseWrapper(gym.ObservationWrapper, gym.utils.RecordConstructorArg
             U[-1/2, 1/2). Use the law the policy was trained with
             (``policy.config.noise_law``).
         shift: a constant added to every observation feature, in normalised units
-            (``shift * scale``), before the noise: an experiment's tool, e.g. the mean
+            (``shift * scale``), besides the noise: an experiment's tool, e.g. the mean
             ``-sigma / 2`` by which the ``"uniform"`` law's train-only arm sees its inputs
             moved (docs/results/fig6.md). 0 (the default) for replica noise itself.
 

@@ -146,10 +146,8 @@ def try_lock(target: str | os.PathLike, what: str = "") -> Path | None:
                     f"{holder['host']} ({path}); remove the lock file if that run is over"
                 ) from None
             pid = holder.get("pid")
-            if isinstance(pid, int) and pid != os.getpid() and _alive(pid):
-                return None
-            if pid == os.getpid():
-                return None  # this process holds it already (another job of this run)
+            if pid == os.getpid() or (isinstance(pid, int) and _alive(pid)):
+                return None  # held: by a live process, or by this one already
             logger.warning(
                 "taking over the lock %s left by process %s, which no longer runs", path, pid
             )

@@ -408,20 +408,15 @@ def _evaluation_key(run: RunSpec) -> tuple:
 def _evaluate(
     policy: Any, run: RunSpec, settings: EvalSettings, sample_seed: int, progress: bool
 ) -> Any:
-    """One :func:`hint_envs.evaluation.evaluate` of ``policy`` (its chunking and noise
-    scale from itself) as ``run`` says."""
-    from hint_envs.evaluation import DEFAULT_EPS, evaluate
+    """One evaluation of ``policy`` on the env, chunking and noise scale it records
+    (:func:`policies.evaluation.evaluate_trained`), with ``run``'s test noise and shift."""
+    from hint_envs.evaluation import DEFAULT_EPS
+    from policies.evaluation import evaluate_trained
 
-    config = policy.config
-    return evaluate(
+    return evaluate_trained(
         policy,
-        run.env_id,
-        seeds=settings.seeds,
-        chunk_length=config.chunk_length,
-        obs_horizon=config.obs_horizon,
-        gains=config.gains,
+        settings.seeds,
         sigma=run.test_sigma,
-        noise_scale=np.asarray(policy.noise_scale, dtype=float),
         noise_law=run.noise_law,
         obs_shift=run.test_shift,
         rollouts_per_state=settings.rollouts_per_state,
